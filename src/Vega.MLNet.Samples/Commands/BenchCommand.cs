@@ -16,6 +16,7 @@ internal static class BenchCommand
     // Each benchmark target lives in its own file under Bench/.
     private static IEnumerable<Command> Targets()
     {
-        yield break;
+        yield return BenchTokenizer.Create();
+        yield return BenchText.Create();
     }
 }
