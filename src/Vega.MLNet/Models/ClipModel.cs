@@ -202,7 +202,8 @@ public sealed class ClipModel : IDisposable
         }
         catch (FileNotFoundException e)
         {
-            throw new ClipModelException($"{e.Message} (model '{directory}'; the \"tokenizer\" key of clip.json names a vocabulary file or folder).", e);
+            throw new ClipModelException(e.Message.Contains("clip.json", StringComparison.Ordinal) ? e.Message
+                : $"{e.Message} Fix the \"tokenizer\" key of clip.json in '{directory}'.", e);
         }
         catch (InvalidDataException e)
         {
