@@ -350,35 +350,49 @@ public sealed class ClipTokenizer
     private void PreTokenizeAndEncode(ReadOnlySpan<char> s, List<int> ids)
     {
         int i = 0;
-        while (i < s.Length)
+        while (NextPiece(s, ref i, out int start, out int end))
         {
-            char c = s[i];
-            if (c == ' ') { i++; continue; }
-            int end;
-            if (c == '<' && (Matches(s, i, StartOfTextToken) || Matches(s, i, EndOfTextToken)))
-            {
-                bool start = Matches(s, i, StartOfTextToken);
-                ids.Add(start ? StartOfTextId : EndOfTextId);
-                i += start ? StartOfTextToken.Length : EndOfTextToken.Length;
-                continue;
-            }
-            if (c == '\'' && (end = Contraction(s, i)) > 0) { }
-            else
-            {
-                var cls = Classify(s, i, out int w);
-                end = i + w;
-                if (cls == CharClass.Letter)
-                {
-                    while (end < s.Length && Classify(s, end, out w) == CharClass.Letter) end += w;
-                }
-                else if (cls == CharClass.Other)
-                {
-                    while (end < s.Length && s[end] != ' ' && Classify(s, end, out w) == CharClass.Other) end += w;
-                }
-            }
-            EncodeWord(s[i..end], ids);
-            i = end;
+            var piece = s[start..end];
+            if (piece.Length == StartOfTextToken.Length && piece.SequenceEqual(StartOfTextToken)) ids.Add(StartOfTextId);
+            else if (piece.Length == EndOfTextToken.Length && piece.SequenceEqual(EndOfTextToken)) ids.Add(EndOfTextId);
+            else EncodeWord(piece, ids);
         }
+    }
+
+    /// <summary>Reports every pre-token of a cleaned text as (start, length).</summary>
+    internal static void PreTokenize(ReadOnlySpan<char> s, Action<int, int> piece)
+    {
+        int i = 0;
+        while (NextPiece(s, ref i, out int start, out int end)) piece(start, end - start);
+    }
+
+    // The next match of <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+ at or after
+    // i (ordered alternatives, greedy runs); whitespace (only ' ' after cleaning) separates matches.
+    private static bool NextPiece(ReadOnlySpan<char> s, ref int i, out int start, out int end)
+    {
+        while (i < s.Length && s[i] == ' ') i++;
+        start = i;
+        end = i;
+        if (i >= s.Length) return false;
+        char c = s[i];
+        if (c == '<' && Matches(s, i, StartOfTextToken)) end = i + StartOfTextToken.Length;
+        else if (c == '<' && Matches(s, i, EndOfTextToken)) end = i + EndOfTextToken.Length;
+        else if (c == '\'' && (end = Contraction(s, i)) > 0) { }
+        else
+        {
+            var cls = Classify(s, i, out int w);
+            end = i + w;
+            if (cls == CharClass.Letter)
+            {
+                while (end < s.Length && Classify(s, end, out w) == CharClass.Letter) end += w;
+            }
+            else if (cls == CharClass.Other)
+            {
+                while (end < s.Length && s[end] != ' ' && Classify(s, end, out w) == CharClass.Other) end += w;
+            }
+        }
+        i = end;
+        return true;
     }
 
     private static bool Matches(ReadOnlySpan<char> s, int i, string token) => s[i..].StartsWith(token, StringComparison.Ordinal);
