@@ -90,7 +90,7 @@ internal static unsafe class LibPng
     public const string SoName = "libpng16.so.16";
     public const uint IMAGE_VERSION = 1;
     public const uint FORMAT_FLAG_ALPHA = 0x01, FORMAT_FLAG_COLOR = 0x02, FORMAT_FLAG_LINEAR = 0x04, FORMAT_FLAG_COLORMAP = 0x08;
-    public const uint FORMAT_RGBA = 0x03, FORMAT_LINEAR_Y = 0x04, FORMAT_LINEAR_RGB = 0x06;
+    public const uint FORMAT_RGB = 0x02, FORMAT_RGBA = 0x03, FORMAT_LINEAR_Y = 0x04, FORMAT_LINEAR_RGB = 0x06;
     public const uint IMAGE_FLAG_16BIT_sRGB = 0x04;
 
     /// <summary>png_image (png.h, PNG_IMAGE_VERSION 1): 104 bytes on x86-64.</summary>

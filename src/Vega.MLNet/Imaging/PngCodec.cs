@@ -7,8 +7,8 @@ namespace Vega.MLNet.Imaging;
 /// <summary>
 /// PNG decoding through libpng's simplified API with Pillow 9.4's <c>convert("RGB")</c> semantics:
 /// the chunk list is walked here first (every CRC checked, gAMA/cHRM/sRGB/iCCP removed so that libpng applies no colour
-/// correction, as Pillow applies none); then 8-bit and palette images are read as RGBA and the alpha dropped (no
-/// compositing), 16-bit images without alpha are read as raw 16-bit samples and reduced to the high byte, 16-bit
+/// correction, as Pillow applies none); then 8-bit and palette images without transparency are read as RGB, those with
+/// alpha or tRNS as RGBA and the alpha dropped (RGB output would composite), 16-bit images without alpha are read as raw 16-bit samples and reduced to the high byte, 16-bit
 /// images with alpha are read as RGBA with <c>PNG_IMAGE_FLAG_16BIT_sRGB</c> (rounded /257: may differ from Pillow's
 /// high byte by 1).
 /// </summary>
@@ -65,7 +65,7 @@ internal static unsafe class PngCodec
                 throw;
             }
             uint source = img.Format;
-            int mode; // 0: RGBA8 drop alpha, 1: 16-bit RGB high byte, 2: 16-bit gray high byte
+            int mode; // 0: RGBA8 drop alpha, 1: 16-bit RGB high byte, 2: 16-bit gray high byte, 3: RGB8 straight into the target
             if ((source & LibPng.FORMAT_FLAG_LINEAR) != 0 && (source & LibPng.FORMAT_FLAG_ALPHA) == 0)
             {
                 // Without gAMA/sRGB and without the 16BIT_sRGB flag libpng treats the samples as linear and converts
@@ -74,11 +74,27 @@ internal static unsafe class PngCodec
                 img.Format = color ? LibPng.FORMAT_LINEAR_RGB : LibPng.FORMAT_LINEAR_Y;
                 mode = color ? 1 : 2;
             }
+            else if ((source & LibPng.FORMAT_FLAG_ALPHA) == 0)
+            {
+                // 8-bit (or less) without alpha or tRNS: nothing to composite, RGB output is the stored colour.
+                img.Format = LibPng.FORMAT_RGB;
+                mode = 3;
+            }
             else
             {
+                // Alpha or tRNS: read RGBA (RGB output would composite) and drop the alpha like Pillow's convert("RGB").
                 if ((source & LibPng.FORMAT_FLAG_LINEAR) != 0) img.Flags |= LibPng.IMAGE_FLAG_16BIT_sRGB;
                 img.Format = LibPng.FORMAT_RGBA;
                 mode = 0;
+            }
+            if (mode == 3)
+            {
+                target.Reset(w, h);
+                int ok;
+                fixed (byte* dst = target.Pixels)
+                    ok = api.FinishRead(&img, null, dst, 0, null);
+                if (ok == 0) throw new ImageDecodeException(name, $"corrupt PNG data ({img.MessageText()})");
+                return;
             }
             int bytes = mode switch { 0 => 4, 1 => 6, _ => 2 } * w * h;
             byte[] pixels = ArrayPool<byte>.Shared.Rent(bytes);
@@ -195,24 +211,39 @@ internal static unsafe class PngCodec
         return new string(c);
     }
 
+    /// <summary>CRC-32 as PNG defines it (ISO 3309, reflected polynomial 0xEDB88320), eight bytes per step ("slicing by 8").</summary>
     internal static uint Crc32(ReadOnlySpan<byte> bytes)
     {
         uint c = 0xFFFFFFFFu;
-        var table = CrcTable;
-        foreach (byte b in bytes) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
+        var t = CrcTable;
+        while (bytes.Length >= 8)
+        {
+            uint one = BinaryPrimitives.ReadUInt32LittleEndian(bytes) ^ c;
+            uint two = BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]);
+            c = t[0x700 + (one & 0xFF)] ^ t[0x600 + ((one >> 8) & 0xFF)] ^ t[0x500 + ((one >> 16) & 0xFF)] ^ t[0x400 + (one >> 24)]
+              ^ t[0x300 + (two & 0xFF)] ^ t[0x200 + ((two >> 8) & 0xFF)] ^ t[0x100 + ((two >> 16) & 0xFF)] ^ t[two >> 24];
+            bytes = bytes[8..];
+        }
+        foreach (byte b in bytes) c = t[(c ^ b) & 0xFF] ^ (c >> 8);
         return c ^ 0xFFFFFFFFu;
     }
 
     private static uint[] MakeCrcTable()
     {
-        // CRC-32 of ISO 3309 / PNG specification annex D: reflected polynomial 0xEDB88320.
-        var t = new uint[256];
+        // Table k holds the CRC contribution of a byte followed by k zero bytes.
+        var t = new uint[8 * 256];
         for (uint n = 0; n < 256; n++)
         {
             uint c = n;
             for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
             t[n] = c;
         }
+        for (int k = 1; k < 8; k++)
+            for (int n = 0; n < 256; n++)
+            {
+                uint prev = t[(k - 1) * 256 + n];
+                t[k * 256 + n] = (prev >> 8) ^ t[prev & 0xFF];
+            }
         return t;
     }
 }

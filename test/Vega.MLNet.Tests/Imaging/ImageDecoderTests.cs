@@ -322,3 +322,88 @@ public sealed class ImageDecoderTests
         throw new InvalidOperationException("marker not found");
     }
 }
+
+public sealed class PngCrcTests
+{
+    [Fact]
+    public void TheChunkCrcEqualsABitwiseCrcForEveryLengthAndAlignment()
+    {
+        var data = TestImages.Random(300, 11);
+        for (int start = 0; start < 9; start++)
+            for (int length = 0; start + length <= data.Length; length += length < 40 ? 1 : 37)
+                Assert.Equal(TestImages.BitwiseCrc32(data.AsSpan(start, length)), PngCodec.Crc32(data.AsSpan(start, length)));
+        Assert.Equal(0xCBF43926u, PngCodec.Crc32("123456789"u8)); // the standard check value
+    }
+}
+
+public sealed unsafe class YcckJpegTests
+{
+    /// <summary>
+    /// TurboJPEG compresses a CMYK buffer into a YCCK JPEG (Adobe marker, transform 2). The library must route it
+    /// through the same CMYK path as flower_cmyk.jpg; the expected RGB is computed here from the file's raw CMYK
+    /// (read back with TurboJPEG directly) with Pillow's formula written out independently.
+    /// </summary>
+    [Fact]
+    public void YcckJpegIsConvertedLikeCmyk()
+    {
+        IntPtr lib = NativeLoader.Load(TurboJpeg.SoName, "libturbojpeg0");
+        var initCompress = (delegate* unmanaged<IntPtr>)NativeLoader.Export(lib, TurboJpeg.SoName, "tjInitCompress");
+        var compress = (delegate* unmanaged<IntPtr, byte*, int, int, int, int, byte**, System.Runtime.InteropServices.CULong*, int, int, int, int>)
+            NativeLoader.Export(lib, TurboJpeg.SoName, "tjCompress2");
+        var free = (delegate* unmanaged<byte*, void>)NativeLoader.Export(lib, TurboJpeg.SoName, "tjFree");
+        var destroy = (delegate* unmanaged<IntPtr, int>)NativeLoader.Export(lib, TurboJpeg.SoName, "tjDestroy");
+
+        const int w = 40, h = 24;
+        var cmyk = new byte[w * h * 4];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int i = (y * w + x) * 4;
+                (cmyk[i], cmyk[i + 1], cmyk[i + 2], cmyk[i + 3]) = ((byte)(x * 6), (byte)(y * 10), (byte)(255 - x * 6), (byte)(128 + y * 5));
+            }
+        byte[] jpeg;
+        IntPtr handle = initCompress();
+        try
+        {
+            byte* buf = null;
+            System.Runtime.InteropServices.CULong size = default;
+            fixed (byte* src = cmyk)
+                Assert.Equal(0, compress(handle, src, w, 0, h, TurboJpeg.PF_CMYK, &buf, &size, 0 /* 4:4:4 */, 95, 0));
+            jpeg = new ReadOnlySpan<byte>(buf, (int)size.Value).ToArray();
+            free(buf);
+        }
+        finally { destroy(handle); }
+
+        // The raw CMYK as stored, via TurboJPEG directly, and the colour space it reports.
+        var api = TurboJpeg.F;
+        IntPtr d = TurboJpeg.RentHandle();
+        var raw = new byte[w * h * 4];
+        int cs;
+        fixed (byte* src = jpeg)
+        fixed (byte* dst = raw)
+        {
+            int ww, hh, ss;
+            var len = new System.Runtime.InteropServices.CULong((nuint)jpeg.Length);
+            Assert.Equal(0, api.DecompressHeader3(d, src, len, &ww, &hh, &ss, &cs));
+            Assert.Equal(0, api.Decompress2(d, src, len, dst, w, 0, h, TurboJpeg.PF_CMYK, 0));
+        }
+        TurboJpeg.ReturnHandle(d);
+        Assert.Equal(TurboJpeg.CS_YCCK, cs);
+
+        var expected = new byte[w * h * 3];
+        for (int p = 0; p < w * h; p++)
+        {
+            int k = 255 - raw[4 * p + 3];   // un-inverted K
+            int nk = 255 - k;
+            for (int c = 0; c < 3; c++)
+            {
+                int x = 255 - raw[4 * p + c]; // un-inverted C, M or Y
+                int t = x * nk + 128;
+                expected[3 * p + c] = (byte)Math.Clamp(nk - (((t >> 8) + t) >> 8), 0, 255);
+            }
+        }
+        var image = ImageDecoder.Decode(jpeg, "ycck.jpg");
+        Assert.Equal((w, h), (image.Width, image.Height));
+        Assert.Equal(expected, image.Span.ToArray());
+    }
+}
