@@ -54,13 +54,19 @@ public sealed class ImagePreprocessor
         return result;
     }
 
+    /// <summary>Longest resized side accepted (the resized image is never materialised, only its crop).</summary>
+    internal const int MaxResizedSide = 1 << 28;
+
     /// <summary>Size after the resize step (before cropping) for an input of <paramref name="width"/> × <paramref name="height"/>.</summary>
     internal (int Width, int Height) ResizedSize(int width, int height)
     {
         if (Settings.ResizeMode == ResizeMode.Squash) return (Settings.ImageSize, Settings.ImageSize);
         long n = Settings.EffectiveShortestEdge;
         // torchvision: int(n * long / short); the integer quotient is the same number.
-        return width <= height ? ((int)n, (int)(n * height / width)) : ((int)(n * width / height), (int)n);
+        long longSide = width <= height ? n * height / width : n * width / height;
+        if (longSide > MaxResizedSide)
+            throw new ArgumentException($"An image of {width} × {height} cannot be resized so that its shorter side is {n}: the longer side would be {longSide} pixels (aspect ratio too extreme, limit {MaxResizedSide}).");
+        return width <= height ? ((int)n, (int)longSide) : ((int)longSide, (int)n);
     }
 
     /// <summary>Top-left corner of the crop inside an image resized to <paramref name="width"/> × <paramref name="height"/>.</summary>

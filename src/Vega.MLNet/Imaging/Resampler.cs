@@ -11,28 +11,32 @@ namespace Vega.MLNet.Imaging;
 /// <summary>
 /// Per-axis resampling coefficients of Pillow's convolution resampler (<c>precompute_coeffs</c> +
 /// <c>normalize_coeffs_8bpc</c> in libImaging/Resample.c) for one (input size, output size, filter).
-/// Output index i uses inputs <c>Start[i] .. Start[i] + Count[i] − 1</c> with the 22-bit fixed-point weights
-/// <c>Weights[i·KernelSize ..]</c>.
+/// Output index i (from <see cref="First"/>, j = i − First) uses inputs <c>Start[j] .. Start[j] + Count[j] − 1</c> with the
+/// 22-bit fixed-point weights <c>Weights[j·KernelSize ..]</c>. Each index is computed independently, so a table for a
+/// sub-range of the outputs holds the same numbers as the full table.
 /// </summary>
 internal sealed class AxisKernel
 {
     public const int PrecisionBits = 32 - 8 - 2;
 
-    public AxisKernel(int inSize, int outSize, ResamplingFilter filter)
+    public AxisKernel(int inSize, int outSize, ResamplingFilter filter) : this(inSize, outSize, filter, 0, outSize) { }
+
+    public AxisKernel(int inSize, int outSize, ResamplingFilter filter, int first, int count)
     {
         InSize = inSize;
         OutSize = outSize;
+        First = first;
         double filterSupport = filter == ResamplingFilter.Bicubic ? 2.0 : 1.0;
         double scale = (double)inSize / outSize;
         double filterScale = Math.Max(scale, 1.0);
         double support = filterSupport * filterScale;
         KernelSize = (int)Math.Ceiling(support) * 2 + 1;
-        Start = new int[outSize];
-        Count = new int[outSize];
-        Weights = new int[outSize * KernelSize];
+        Start = new int[count];
+        Count = new int[count];
+        Weights = new int[checked(count * KernelSize)];
         Span<double> k = KernelSize <= 1024 ? stackalloc double[KernelSize] : new double[KernelSize];
         double ss = 1.0 / filterScale;
-        for (int i = 0; i < outSize; i++)
+        for (int i = first; i < first + count; i++)
         {
             double center = (i + 0.5) * scale;
             int xmin = (int)(center - support + 0.5);
@@ -49,23 +53,24 @@ internal sealed class AxisKernel
             }
             for (int x = 0; x < xmax; x++)
                 if (ww != 0.0) k[x] /= ww;
-            var fixedWeights = Weights.AsSpan(i * KernelSize, KernelSize);
+            var fixedWeights = Weights.AsSpan((i - first) * KernelSize, KernelSize);
             for (int x = 0; x < xmax; x++)
                 fixedWeights[x] = k[x] < 0 ? (int)(-0.5 + k[x] * (1 << PrecisionBits)) : (int)(0.5 + k[x] * (1 << PrecisionBits));
-            Start[i] = xmin;
-            Count[i] = xmax;
+            Start[i - first] = xmin;
+            Count[i - first] = xmax;
         }
     }
 
     public int InSize { get; }
     public int OutSize { get; }
+    public int First { get; }
     public int KernelSize { get; }
     public int[] Start { get; }
     public int[] Count { get; }
     public int[] Weights { get; }
 
     /// <summary>Approximate memory held, for the cache bound.</summary>
-    public long Bytes => 4L * (Weights.Length + 2 * OutSize);
+    public long Bytes => 4L * (Weights.Length + 2 * Start.Length);
 
     internal static double Filter(ResamplingFilter filter, double x)
     {
@@ -90,6 +95,13 @@ internal static class Resampler
     private const long CacheLimitBytes = 64L << 20;
     private static readonly ConcurrentDictionary<(int In, int Out, ResamplingFilter Filter), AxisKernel> Cache = new();
     private static long _cacheBytes;
+
+    /// <summary>Longest axis whose full table is cached; longer axes get a table for just the needed outputs.</summary>
+    private const int CachedAxisLimit = 8192;
+
+    /// <summary>A table covering at least outputs <paramref name="first"/> .. <paramref name="first"/>+<paramref name="count"/>−1.</summary>
+    public static AxisKernel Kernel(int inSize, int outSize, ResamplingFilter filter, int first, int count) =>
+        outSize <= CachedAxisLimit ? Kernel(inSize, outSize, filter) : new AxisKernel(inSize, outSize, filter, first, count);
 
     public static AxisKernel Kernel(int inSize, int outSize, ResamplingFilter filter)
     {
@@ -121,10 +133,10 @@ internal static class Resampler
         if (dst.Length < width * height * 3) throw new ArgumentException("destination buffer too small", nameof(dst));
 
         bool needHorizontal = outW != inW, needVertical = outH != inH;
-        AxisKernel? vk = needVertical ? Kernel(inH, outH, filter) : null;
+        AxisKernel? vk = needVertical ? Kernel(inH, outH, filter, top, height) : null;
         // Source rows the vertical pass reads.
-        int firstRow = vk is null ? top : vk.Start[top];
-        int lastRow = vk is null ? top + height : vk.Start[top + height - 1] + vk.Count[top + height - 1];
+        int firstRow = vk is null ? top : vk.Start[top - vk.First];
+        int lastRow = vk is null ? top + height : vk.Start[top + height - 1 - vk.First] + vk.Count[top + height - 1 - vk.First];
         int rows = lastRow - firstRow;
 
         byte[]? temp = null;
@@ -136,7 +148,7 @@ internal static class Resampler
             {
                 stride = width * 3;
                 temp = ArrayPool<byte>.Shared.Rent(rows * stride);
-                var hk = Kernel(inW, outW, filter);
+                var hk = Kernel(inW, outW, filter, left, width);
                 Horizontal(src, inW, inH, firstRow, rows, hk, left, width, temp);
                 plane = temp.AsSpan(0, rows * stride);
             }
@@ -188,7 +200,7 @@ internal static class Resampler
                 bool lastRow = firstRow + r == inH - 1;
                 for (int xo = 0; xo < width; xo++)
                 {
-                    int x = left + xo;
+                    int x = left + xo - k.First;
                     int xmin = starts[x], n = counts[x];
                     int* w = w0 + x * ks;
                     byte* p = row + xmin * 3;
@@ -238,7 +250,7 @@ internal static class Resampler
         int vb = Vector<byte>.Count;
         for (int y = 0; y < height; y++)
         {
-            int yo = top + y;
+            int yo = top + y - k.First;
             int ymin = k.Start[yo] - firstRow, n = k.Count[yo];
             ReadOnlySpan<int> w = k.Weights.AsSpan(yo * ks, n);
             ref byte outRow = ref Unsafe.Add(ref d0, y * rowBytes);

@@ -303,3 +303,42 @@ public sealed class ImagePreprocessorTests
              : 0;
     }
 }
+
+public sealed class ExtremeAspectTests
+{
+    [Fact]
+    public void AVeryLongAxisUsesAPartialTableWithTheSameNumbers()
+    {
+        var full = new AxisKernel(700, 20000, ResamplingFilter.Bicubic);
+        var part = new AxisKernel(700, 20000, ResamplingFilter.Bicubic, 9000, 224);
+        for (int i = 0; i < 224; i++)
+        {
+            Assert.Equal(full.Start[9000 + i], part.Start[i]);
+            Assert.Equal(full.Count[9000 + i], part.Count[i]);
+            Assert.Equal(full.Weights.AsSpan((9000 + i) * full.KernelSize, full.KernelSize).ToArray(), part.Weights.AsSpan(i * part.KernelSize, part.KernelSize).ToArray());
+        }
+    }
+
+    [Fact]
+    public void AThinStripCropsTheSameAsAFullResize()
+    {
+        // 3 × 400 → shorter side 224 → 224 × 29866 (longer than the cached-table limit); crop computed directly vs full resize.
+        var rgb = TestImages.Random(3 * 400 * 3, 12);
+        var pre = new ImagePreprocessor();
+        var (rw, rh) = pre.ResizedSize(3, 400);
+        Assert.Equal((224, 29866), (rw, rh));
+        var (left, top) = pre.CropOffset(rw, rh);
+        var full = new byte[rw * rh * 3];
+        Resampler.Resize(rgb, 3, 400, full, rw, rh, ResamplingFilter.Bicubic);
+        var crop = new byte[224 * 224 * 3];
+        pre.ResizeAndCrop(RgbImage.FromRgb(rgb, 3, 400), crop);
+        Assert.Equal(full.AsSpan(top * rw * 3, 224 * 224 * 3).ToArray(), crop);
+    }
+
+    [Fact]
+    public void AnImpossibleAspectRatioIsAClearError()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ImagePreprocessor().ResizedSize(1, 2_000_000));
+        Assert.Contains("aspect ratio too extreme", e.Message);
+    }
+}
