@@ -61,7 +61,9 @@ internal static class BenchImages
         long pixels = 0;
         var decoded = files.Select(f => ImageDecoder.Decode(f)).ToArray();
         foreach (var d in decoded) pixels += (long)d.Width * d.Height;
-        string input = $"{files.Length} files cycled to {count} images (mean {pixels / files.Length / 1000.0:F0} kpixel), {string.Join(", ", files.Select(Path.GetFileName).Take(6))}{(files.Length > 6 ? ", …" : "")}";
+        string where = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(files[0]))) ?? "";
+        string input = string.Create(CultureInfo.InvariantCulture,
+            $"{files.Length} files of {where}/ (mean {pixels / (double)files.Length / 1000:F0} kpixel) cycled to {count} images");
 
         // Single thread: decode only, preprocess only, both.
         var buffer = new RgbImage();
@@ -92,6 +94,7 @@ internal static class BenchImages
                 }, _ => { });
         });
 
+        report.AddText("(a) inputs", string.Join(", ", decoded.Zip(files, (d, f) => $"{Path.GetFileName(f)} {d.Width}×{d.Height}")), input);
         report.Add("(a) decode only, 1 thread", count / decode, "images/s", input);
         report.Add("(a) preprocess only (resize 224 + crop + normalise), 1 thread", count / preprocess, "images/s", input);
         report.Add("(a) decode + preprocess, 1 thread", count / both, "images/s", input);
