@@ -18,5 +18,6 @@ internal static class BenchCommand
     {
         yield return BenchTokenizer.Create();
         yield return BenchText.Create();
+        yield return BenchImages.Create();
     }
 }
