@@ -16,6 +16,7 @@ internal static class Program
     private static IEnumerable<Command> Commands()
     {
         yield return InfoCommand.Create();
+        yield return EmbedCommand.Create();
         yield return BenchCommand.Create();
     }
 }

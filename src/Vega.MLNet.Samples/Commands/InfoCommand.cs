@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using Vega.MLNet.Embedding;
 using Vega.MLNet.Models;
 using Vega.MLNet.Runtime;
 
@@ -25,7 +26,7 @@ internal static class InfoCommand
                 Row("text tower", $"{clip.TextTower.Session.Source}: ids '{clip.TextTower.IdsName}' ({clip.TextTower.IdsType}), mask '{clip.TextTower.MaskName ?? "none"}', output '{clip.TextTower.OutputName}'");
                 Row("text length", clip.DynamicTextLength ? $"dynamic, up to {clip.ContextLength}" : $"fixed {clip.ContextLength}");
                 Row("image tower", $"{clip.ImageTower.Session.Source}: input '{clip.ImageTower.InputName}', output '{clip.ImageTower.OutputName}'");
-                Row("preprocessing", clip.ImageConfig.Key);
+                Row("preprocessing", PreprocessKey.Describe(clip.Preprocessing, Vega.MLNet.Imaging.DecodeOptions.Default));
                 Row("tokenizer", $"{clip.Tokenizer.Source} ({clip.Tokenizer.VocabularySize} ids)");
                 Row("logit scale", clip.LogitScale);
                 Row("ONNX Runtime", $"{OnnxRuntime.Version} from {OnnxRuntime.LoadedFrom}");

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Vega.MLNet.Embedding;
+using Vega.MLNet.Imaging;
 using Vega.MLNet.Runtime;
 using Vega.MLNet.Text;
 
@@ -41,27 +42,6 @@ public sealed record TextEmbeddingOptions
     public static TextEmbeddingOptions Default { get; } = new();
 }
 
-/// <summary>Image preprocessing a model declares (from preprocessor_config.json, clip.json or CLIP's defaults).</summary>
-/// <param name="ImageSize">Side of the square crop the image tower takes.</param>
-/// <param name="ResizeShortestEdge">The shorter side is resized to this before the centre crop.</param>
-/// <param name="Squash">Resize both sides to <paramref name="ImageSize"/> without cropping.</param>
-/// <param name="Bilinear">Bilinear instead of bicubic resampling.</param>
-/// <param name="FloorCrop">Crop offsets with floor (Hugging Face) instead of round-half-even (torchvision).</param>
-/// <param name="Mean">Per-channel mean (R, G, B).</param>
-/// <param name="Std">Per-channel standard deviation (R, G, B).</param>
-public sealed record ClipImageConfig(int ImageSize, int ResizeShortestEdge, bool Squash, bool Bilinear, bool FloorCrop, float[] Mean, float[] Std)
-{
-    /// <summary>CLIP's normalisation mean.</summary>
-    public static readonly float[] ClipMean = [0.48145466f, 0.4578275f, 0.40821073f];
-
-    /// <summary>CLIP's normalisation standard deviation.</summary>
-    public static readonly float[] ClipStd = [0.26862954f, 0.26130258f, 0.27577711f];
-
-    /// <summary>A stable text form, part of the embedding cache key.</summary>
-    public string Key => FormattableString.Invariant(
-        $"size={ImageSize};short={ResizeShortestEdge};squash={Squash};bilinear={Bilinear};floor={FloorCrop};mean={string.Join(',', Mean.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))};std={string.Join(',', Std.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}");
-}
-
 /// <summary>
 /// A CLIP-style model: an image tower, a text tower and a tokenizer, loaded from a folder with any of the supported
 /// layouts (<see cref="ClipModelLayout"/>) or from a <c>clip.json</c> manifest. Input/output names, element types and
@@ -77,7 +57,7 @@ public sealed class ClipModel : IDisposable
     private readonly long _padId;
 
     private ClipModel(string name, string directory, ClipModelLayout layout, ClipTokenizer tokenizer, TextTower text, ImageTower image,
-        int contextLength, long padId, float logitScale, ClipImageConfig imageConfig, string[] towerFiles)
+        int contextLength, long padId, float logitScale, PreprocessSettings preprocessing, string[] towerFiles)
     {
         Name = name;
         Directory = directory;
@@ -88,7 +68,7 @@ public sealed class ClipModel : IDisposable
         ContextLength = contextLength;
         _padId = padId;
         LogitScale = logitScale;
-        ImageConfig = imageConfig;
+        Preprocessing = preprocessing;
         _towerFiles = towerFiles;
         _contentHash = new Lazy<string>(ComputeContentHash, LazyThreadSafetyMode.ExecutionAndPublication);
     }
@@ -119,8 +99,8 @@ public sealed class ClipModel : IDisposable
     /// CLIP models when the package does not say).</summary>
     public float LogitScale { get; }
 
-    /// <summary>The image preprocessing the model expects.</summary>
-    public ClipImageConfig ImageConfig { get; }
+    /// <summary>The image preprocessing the model expects (from preprocessor_config.json, clip.json or CLIP's defaults).</summary>
+    public PreprocessSettings Preprocessing { get; }
 
     /// <summary>SHA-256 of the tower files' bytes (hex), computed on first use; identifies the model in caches.</summary>
     public string ContentHash => _contentHash.Value;
@@ -255,32 +235,36 @@ public sealed class ClipModel : IDisposable
             if (tokenizer.VocabularySize < 2)
                 throw new ClipModelException($"The vocabulary of '{directory}' is empty.");
 
-            var imageConfig = new ClipImageConfig(
-                imageSize,
-                settings.ResizeShortestEdge ?? imageSize,
-                Squash: settings.Resize switch
+            var preprocessing = new PreprocessSettings
+            {
+                ImageSize = imageSize,
+                ResizeShortestEdge = settings.ResizeShortestEdge,
+                ResizeMode = settings.Resize switch
                 {
-                    null or "shortest_edge" => false,
-                    "squash" => true,
+                    null or "shortest_edge" => ResizeMode.ShortestEdgeThenCenterCrop,
+                    "squash" => ResizeMode.Squash,
                     var r => throw new ClipModelException($"Unknown \"resize\" value \"{r}\" for '{directory}'; use \"shortest_edge\" or \"squash\"."),
                 },
-                Bilinear: settings.Resample switch
+                Resampling = settings.Resample switch
                 {
-                    null or "bicubic" => false,
-                    "bilinear" => true,
+                    null or "bicubic" => ResamplingFilter.Bicubic,
+                    "bilinear" => ResamplingFilter.Bilinear,
                     var r => throw new ClipModelException($"Unknown \"resample\" value \"{r}\" for '{directory}'; use \"bicubic\" or \"bilinear\"."),
                 },
-                FloorCrop: settings.CropRounding switch
+                CropRounding = settings.CropRounding switch
                 {
-                    null or "half_even" => false,
-                    "floor" => true,
+                    null or "half_even" => CropRounding.RoundHalfEven,
+                    "floor" => CropRounding.Floor,
                     var r => throw new ClipModelException($"Unknown \"crop_rounding\" value \"{r}\" for '{directory}'; use \"half_even\" or \"floor\"."),
                 },
-                settings.Mean ?? ClipImageConfig.ClipMean,
-                settings.Std ?? ClipImageConfig.ClipStd);
+                Mean = settings.Mean ?? PreprocessSettings.ClipMean,
+                Std = settings.Std ?? PreprocessSettings.ClipStd,
+            };
+            try { preprocessing.Validate(); }
+            catch (ArgumentException e) { throw new ClipModelException($"The preprocessing settings of '{directory}' are invalid: {e.Message} Fix them in clip.json or preprocessor_config.json.", e); }
 
             string name = options.Name ?? settings.Name ?? new DirectoryInfo(directory).Name;
-            return new ClipModel(name, directory, layout, tokenizer, text, image, contextLength, padId, settings.LogitScale ?? 100f, imageConfig, towerFiles);
+            return new ClipModel(name, directory, layout, tokenizer, text, image, contextLength, padId, settings.LogitScale ?? 100f, preprocessing, towerFiles);
         }
         catch
         {
@@ -351,11 +335,11 @@ public sealed class ClipModel : IDisposable
 
     /// <summary>
     /// Embeds preprocessed images: <paramref name="pixelValues"/> holds <paramref name="count"/> CHW float tensors of
-    /// <see cref="ClipImageConfig.ImageSize"/>². Returns L2-normalised rows.
+    /// <see cref="PreprocessSettings.ImageSize"/>² (see <see cref="Preprocessing"/>). Returns L2-normalised rows.
     /// </summary>
     public EmbeddingMatrix EmbedPixels(ReadOnlyMemory<float> pixelValues, int count, CancellationToken cancellationToken = default)
     {
-        int size = ImageConfig.ImageSize;
+        int size = Preprocessing.ImageSize;
         if (pixelValues.Length != (long)count * 3 * size * size)
             throw new ArgumentException($"{count} images of 3×{size}×{size} need {(long)count * 3 * size * size} floats, got {pixelValues.Length}.", nameof(pixelValues));
         var result = new EmbeddingMatrix(count, EmbeddingDimension);
@@ -366,7 +350,7 @@ public sealed class ClipModel : IDisposable
     /// <summary>Runs the image tower and writes L2-normalised embeddings (count × D).</summary>
     internal void EmbedPixelsInto(ReadOnlyMemory<float> pixelValues, int count, Memory<float> destination, CancellationToken ct)
     {
-        _image.Run(pixelValues, count, ImageConfig.ImageSize, destination, ct);
+        _image.Run(pixelValues, count, Preprocessing.ImageSize, destination, ct);
         NormalizeRows(destination.Span, count, EmbeddingDimension);
     }
 
@@ -397,5 +381,5 @@ public sealed class ClipModel : IDisposable
 
     /// <summary>A one-line description.</summary>
     public override string ToString() =>
-        $"{Name} ({Layout}, D={EmbeddingDimension}, context {ContextLength}{(DynamicTextLength ? " dynamic" : "")}, image {ImageConfig.ImageSize}px)";
+        $"{Name} ({Layout}, D={EmbeddingDimension}, context {ContextLength}{(DynamicTextLength ? " dynamic" : "")}, image {Preprocessing.ImageSize}px)";
 }

@@ -100,7 +100,7 @@ public sealed class ClipModelTests
         Assert.Equal(ClipModelLayout.Manifest, model.Layout);
         Assert.Equal("my-openai", model.Name);
         Assert.Equal(50f, model.LogitScale);
-        Assert.True(model.ImageConfig.FloorCrop);
+        Assert.Equal(Vega.MLNet.Imaging.CropRounding.Floor, model.Preprocessing.CropRounding);
         Assert.True(Fixtures.MaxAbsDiff(Normalized("openai_textual.f32", 32), model.EmbedTexts(GoldenTexts).Data) <= 1e-4);
     }
 
