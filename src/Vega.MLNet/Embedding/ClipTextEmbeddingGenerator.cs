@@ -6,7 +6,7 @@ namespace Vega.MLNet.Embedding;
 /// <summary>
 /// The text tower of a <see cref="ClipModel"/> as a Microsoft.Extensions.AI embedding generator: texts in,
 /// L2-normalised CLIP text embeddings out (in the same space as the image embeddings of
-/// the image embedding generator).
+/// <see cref="ClipImageEmbeddingGenerator"/>).
 /// </summary>
 public sealed class ClipTextEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>
 {

@@ -172,4 +172,20 @@ public sealed class ImageEmbedderTests
         var uninterrupted = ImageEmbedder.Embed(model, source, new ImageEmbeddingOptions { BatchSize = 8 });
         Assert.True(Fixtures.MaxAbsDiff(uninterrupted.Embeddings.Data, resumed.Embeddings.Data) <= 1e-5);
     }
+
+    [Fact]
+    public async Task ExtensionsAiImageGeneratorEmbedsEncodedImages()
+    {
+        using var model = ClipModel.Load(Path.Combine(Fixtures.Onnx, "hf"));
+        using var generator = new ClipImageEmbeddingGenerator(model);
+        var contents = GoldenThree.Select(f => new Microsoft.Extensions.AI.DataContent(File.ReadAllBytes(Path.Combine(Fixtures.Images, f)),
+            f.EndsWith(".png") ? "image/png" : "image/jpeg") { Name = f }).ToList();
+        var generated = await generator.GenerateAsync(contents);
+        var golden = ClipModelTests.Normalized("hf_vision.f32", 32);
+        for (int i = 0; i < 3; i++)
+            Assert.True(Fixtures.MaxAbsDiff(golden.AsSpan(i * 32, 32), generated[i].Vector.Span) <= 1e-4);
+        var bad = new Microsoft.Extensions.AI.DataContent(File.ReadAllBytes(Path.Combine(Fixtures.Images, "bad", "truncated_60pct.jpg")), "image/jpeg") { Name = "truncated_60pct.jpg" };
+        var e = await Assert.ThrowsAsync<ImageDecodeException>(() => generator.GenerateAsync([bad]));
+        Assert.Contains("truncated_60pct.jpg", e.Message);
+    }
 }
