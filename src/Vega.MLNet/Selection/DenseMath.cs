@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Vega.MLNet.Selection;
 
@@ -11,25 +12,49 @@ internal static class DenseMath
     /// In-place lower Cholesky factor of the symmetric positive-definite n×n matrix <paramref name="a"/> (only the lower
     /// triangle is read; the strict upper triangle is left as it was). Returns ln det A, or NaN if A is not positive definite.
     /// </summary>
-    public static double CholeskyLogDet(Span<double> a, int n)
+    public static unsafe double CholeskyLogDet(Span<double> a, int n)
     {
+        if (a.Length < n * n) throw new ArgumentException("The matrix span is too short.", nameof(a));
         double logDet = 0;
-        for (int i = 0; i < n; i++)
+        Span<double> inverseDiagonal = n <= 256 ? stackalloc double[n] : new double[n];
+        fixed (double* pa = a)
         {
-            Span<double> rowI = a.Slice(i * n, n);
-            for (int j = 0; j < i; j++)
+            for (int i = 0; i < n; i++)
             {
-                Span<double> rowJ = a.Slice(j * n, n);
-                double s = rowI[j] - TensorPrimitives.Dot<double>(rowI[..j], rowJ[..j]);
-                rowI[j] = s / rowJ[j];
+                double* ri = pa + (long)i * n;
+                for (int j = 0; j < i; j++)
+                {
+                    double* rj = pa + (long)j * n;
+                    ri[j] = (ri[j] - Dot(ri, rj, j)) * inverseDiagonal[j];
+                }
+                double d = ri[i] - Dot(ri, ri, i);
+                if (!(d > 0) || double.IsInfinity(d)) return double.NaN;
+                double l = Math.Sqrt(d);
+                ri[i] = l;
+                inverseDiagonal[i] = 1 / l;
+                logDet += Math.Log(d);
             }
-            double d = rowI[i] - TensorPrimitives.SumOfSquares<double>(rowI[..i]);
-            if (!(d > 0) || double.IsInfinity(d)) return double.NaN;
-            double l = Math.Sqrt(d);
-            rowI[i] = l;
-            logDet += Math.Log(d);
         }
         return logDet;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe double Dot(double* a, double* b, int length)
+    {
+        int k = 0;
+        double s = 0;
+        if (Vector256.IsHardwareAccelerated && length >= 8)
+        {
+            Vector256<double> acc0 = Vector256<double>.Zero, acc1 = Vector256<double>.Zero;
+            for (; k + 8 <= length; k += 8)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + k), Vector256.Load(b + k), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + k + 4), Vector256.Load(b + k + 4), acc1);
+            }
+            s = Vector256.Sum(acc0 + acc1);
+        }
+        for (; k < length; k++) s += a[k] * b[k];
+        return s;
     }
 
     /// <summary>Solves L·y = b in place (forward substitution) with the lower factor from <see cref="CholeskyLogDet"/>.</summary>
@@ -203,40 +228,79 @@ internal static class DenseMath
     /// packed += Σ_r x_r x_rᵀ on the packed upper triangle (row i holds columns i..d−1), for <paramref name="count"/>
     /// float64 rows of length d in <paramref name="rows"/>.
     /// </summary>
-    public static void PackedRankUpdate(Span<double> packed, int d, ReadOnlySpan<double> rows, int count)
+    public static unsafe void PackedRankUpdate(Span<double> packed, int d, ReadOnlySpan<double> rows, int count)
     {
-        int r = 0;
-        for (; r + 4 <= count; r += 4)
+        if (packed.Length < PackedLength(d) || rows.Length < count * d) throw new ArgumentException("Spans are too short.");
+        fixed (double* pk = packed, px = rows)
         {
-            ReadOnlySpan<double> x0 = rows.Slice(r * d, d), x1 = rows.Slice((r + 1) * d, d), x2 = rows.Slice((r + 2) * d, d), x3 = rows.Slice((r + 3) * d, d);
+            // Row i of the triangle stays in L1 while every sample row updates it: the triangle is read and written once.
             for (int i = 0; i < d; i++)
             {
-                Span<double> row = packed.Slice(PackedRowOffset(i, d), d - i);
-                double a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
-                ReadOnlySpan<double> y0 = x0[i..], y1 = x1[i..], y2 = x2[i..], y3 = x3[i..];
-                int len = d - i, j = 0;
-                if (Vector.IsHardwareAccelerated)
-                {
-                    var v0 = new Vector<double>(a0); var v1 = new Vector<double>(a1); var v2 = new Vector<double>(a2); var v3 = new Vector<double>(a3);
-                    int w = Vector<double>.Count;
-                    for (; j + w <= len; j += w)
+                double* row = pk + PackedRowOffset(i, d) - i; // row[j] is element (i, j), j ≥ i
+                int r = 0;
+                if (Vector256.IsHardwareAccelerated)
+                    for (; r + 4 <= count; r += 4)
                     {
-                        var acc = new Vector<double>(row[j..]);
-                        acc += v0 * new Vector<double>(y0[j..]) + v1 * new Vector<double>(y1[j..]) + v2 * new Vector<double>(y2[j..]) + v3 * new Vector<double>(y3[j..]);
-                        acc.CopyTo(row[j..]);
+                        double* x0 = px + (long)r * d, x1 = x0 + d, x2 = x1 + d, x3 = x2 + d;
+                        var v0 = Vector256.Create(x0[i]); var v1 = Vector256.Create(x1[i]);
+                        var v2 = Vector256.Create(x2[i]); var v3 = Vector256.Create(x3[i]);
+                        int j = i;
+                        for (; j + 4 <= d; j += 4)
+                        {
+                            var acc = Vector256.Load(row + j);
+                            acc = Vector256.FusedMultiplyAdd(v0, Vector256.Load(x0 + j), acc);
+                            acc = Vector256.FusedMultiplyAdd(v1, Vector256.Load(x1 + j), acc);
+                            acc = Vector256.FusedMultiplyAdd(v2, Vector256.Load(x2 + j), acc);
+                            acc = Vector256.FusedMultiplyAdd(v3, Vector256.Load(x3 + j), acc);
+                            acc.Store(row + j);
+                        }
+                        double a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
+                        for (; j < d; j++) row[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j];
                     }
+                for (; r < count; r++)
+                {
+                    double* x = px + (long)r * d;
+                    double a = x[i];
+                    for (int j = i; j < d; j++) row[j] += a * x[j];
                 }
-                for (; j < len; j++) row[j] += a0 * y0[j] + a1 * y1[j] + a2 * y2[j] + a3 * y3[j];
             }
         }
-        for (; r < count; r++)
+    }
+
+    /// <summary>
+    /// result (d×p) = Q·M for the symmetric d×d matrix Q given as a packed upper triangle and the row-major d×p matrix M.
+    /// </summary>
+    public static unsafe void PackedSymmetricMultiply(ReadOnlySpan<double> packed, int d, ReadOnlySpan<double> m, int p, Span<double> result)
+    {
+        if (packed.Length < PackedLength(d) || m.Length < d * p || result.Length < d * p) throw new ArgumentException("Spans are too short.");
+        result[..(d * p)].Clear();
+        fixed (double* pk = packed, pm = m, pr = result)
         {
-            ReadOnlySpan<double> x = rows.Slice(r * d, d);
-            for (int i = 0; i < d; i++)
+            for (int r = 0; r < d; r++)
             {
-                Span<double> row = packed.Slice(PackedRowOffset(i, d), d - i);
-                TensorPrimitives.MultiplyAdd<double>(x[i..], x[i], row, row);
+                double* row = pk + PackedRowOffset(r, d) - r; // row[j] = Q(r, j), j ≥ r
+                double* mr = pm + (long)r * p, tr = pr + (long)r * p;
+                Axpy(row[r], mr, tr, p);
+                for (int j = r + 1; j < d; j++)
+                {
+                    double q = row[j];
+                    Axpy(q, pm + (long)j * p, tr, p);    // (QM)[r,:] += Q(r,j)·M[j,:]
+                    Axpy(q, mr, pr + (long)j * p, p);    // (QM)[j,:] += Q(j,r)·M[r,:]
+                }
             }
         }
+    }
+
+    /// <summary>y += a·x over <paramref name="length"/> doubles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void Axpy(double a, double* x, double* y, int length)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(a);
+            for (; k + 4 <= length; k += 4) Vector256.FusedMultiplyAdd(va, Vector256.Load(x + k), Vector256.Load(y + k)).Store(y + k);
+        }
+        for (; k < length; k++) y[k] += a * x[k];
     }
 }

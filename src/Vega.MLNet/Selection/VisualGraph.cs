@@ -308,7 +308,7 @@ internal static class VisualGraph
         for (int i = 0; i < v; i++) shrinkage[valid[i]] = alpha[i];
 
         // The subspace: P = top-p eigenvectors of the pooled within-class covariance W = Σ n_k S_k / Σ n_k.
-        double[]? basisT = null; // p×D (Pᵀ)
+        double[] basis = [], basisT = []; // P (D×p) and Pᵀ (p×D)
         if (!exact)
         {
             var w = new double[d * d];
@@ -330,7 +330,7 @@ internal static class VisualGraph
             }
             for (int r = 0; r < d; r++)
                 for (int t = r; t < d; t++) w[t * d + r] = w[r * d + t] = w[r * d + t] / total;
-            double[] basis = DenseMath.TopEigenvectors(w, d, p, o.Seed);
+            basis = DenseMath.TopEigenvectors(w, d, p, o.Seed);
             basisT = new double[p * d];
             for (int r = 0; r < d; r++) for (int t = 0; t < p; t++) basisT[t * d + r] = basis[r * p + t];
         }
@@ -341,54 +341,60 @@ internal static class VisualGraph
         var comp = new double[v];
         var logDet = new double[v];
         var failed = new bool[v];
-        Parallel.For(0, v, po, () => new double[d * d + d * p], (i, _, full) =>
+        Parallel.For(0, v, po, () => new double[exact ? d * d : d * p], (i, _, work) =>
         {
             int k = valid[i];
             double n = s.Count(k);
             double[] scatter = s.Scatter(k)!;
             ReadOnlySpan<double> mu = means.AsSpan(i * d, d);
-            Span<double> sk = full.AsSpan(0, d * d);
-            for (int r = 0; r < d; r++)
-            {
-                ReadOnlySpan<double> row = scatter.AsSpan(DenseMath.PackedRowOffset(r, d), d - r);
-                for (int t = 0; t < row.Length; t++) sk[r * d + r + t] = sk[(r + t) * d + r] = row[t] / n - mu[r] * mu[r + t];
-            }
             double al = alpha[i], m = traceOverD[i];
             Span<double> ai = a.AsSpan(i * p * p, p * p);
             if (exact)
             {
-                for (int t = 0; t < d * d; t++) ai[t] = (1 - al) * sk[t];
+                // A_k = (1−α) S_k (+ the isotropic part below), S_k = Σxxᵀ/n − μμᵀ from the packed triangle.
+                for (int r = 0; r < d; r++)
+                {
+                    ReadOnlySpan<double> row = scatter.AsSpan(DenseMath.PackedRowOffset(r, d), d - r);
+                    for (int t = 0; t < row.Length; t++) ai[r * d + r + t] = ai[(r + t) * d + r] = (1 - al) * (row[t] / n - mu[r] * mu[r + t]);
+                }
                 mu.CopyTo(proj.AsSpan(i * p, p));
             }
             else
             {
-                // T = S_k P (D×p) as dot products with the rows of Pᵀ; B = Pᵀ T.
-                Span<double> tmat = full.AsSpan(d * d, d * p);
+                // a_k = Pᵀμ; T = S_k P = (Σxxᵀ P)/n − μ a_kᵀ (D×p); B = Pᵀ T; A_k = (1−α) B.
+                Span<double> pk = proj.AsSpan(i * p, p);
+                for (int t = 0; t < p; t++) pk[t] = TensorPrimitives.Dot<double>(mu, basisT.AsSpan(t * d, d));
+                Span<double> tmat = work.AsSpan(0, d * p);
+                DenseMath.PackedSymmetricMultiply(scatter, d, basis, p, tmat);
                 for (int r = 0; r < d; r++)
-                    for (int t = 0; t < p; t++) tmat[r * p + t] = TensorPrimitives.Dot<double>(sk.Slice(r * d, d), basisT.AsSpan(t * d, d));
+                {
+                    Span<double> tr = tmat.Slice(r * p, p);
+                    TensorPrimitives.Multiply<double>(tr, 1 / n, tr);
+                    TensorPrimitives.MultiplyAdd<double>(pk, -mu[r], tr, tr);
+                }
+                ai.Clear();
+                for (int r = 0; r < d; r++)
+                {
+                    ReadOnlySpan<double> tr = tmat.Slice(r * p, p), br = basis.AsSpan(r * p, p);
+                    for (int x = 0; x < p; x++) TensorPrimitives.MultiplyAdd<double>(tr, br[x], ai.Slice(x * p, p), ai.Slice(x * p, p));
+                }
                 double traceB = 0;
                 for (int x = 0; x < p; x++)
-                    for (int y = 0; y < p; y++)
-                    {
-                        double b = 0;
-                        ReadOnlySpan<double> px = basisT.AsSpan(x * d, d);
-                        for (int r = 0; r < d; r++) b += px[r] * tmat[r * p + y];
-                        ai[x * p + y] = (1 - al) * b;
-                        if (x == y) traceB += b;
-                    }
-                for (int x = 0; x < p; x++)
+                {
+                    traceB += ai[x * p + x];
                     for (int y = 0; y < x; y++) ai[x * p + y] = ai[y * p + x] = 0.5 * (ai[x * p + y] + ai[y * p + x]);
+                }
+                TensorPrimitives.Multiply<double>(ai, 1 - al, ai);
                 double residual = Math.Max(m * d - traceB, 0) / rest;
                 comp[i] = (1 - al) * residual + al * m + floor;
-                for (int t = 0; t < p; t++) proj[i * p + t] = TensorPrimitives.Dot<double>(mu, basisT.AsSpan(t * d, d));
             }
             for (int t = 0; t < p; t++) ai[t * p + t] += al * m + floor;
-            double[] work = ArrayPool<double>.Shared.Rent(p * p);
-            ai.CopyTo(work);
-            logDet[i] = DenseMath.CholeskyLogDet(work.AsSpan(0, p * p), p);
-            ArrayPool<double>.Shared.Return(work);
+            double[] chol = ArrayPool<double>.Shared.Rent(p * p);
+            ai.CopyTo(chol);
+            logDet[i] = DenseMath.CholeskyLogDet(chol.AsSpan(0, p * p), p);
+            ArrayPool<double>.Shared.Return(chol);
             failed[i] = double.IsNaN(logDet[i]);
-            return full;
+            return work;
         }, _ => { });
         for (int i = 0; i < v; i++)
             if (failed[i]) return $"the covariance of class {valid[i]} is not positive definite; raise VarianceFloor";
