@@ -78,7 +78,7 @@ internal static class BenchScoring
             if (stats.Count == 0) { stats.Add(first.StatisticsTime.TotalSeconds); graph.Add(first.GraphTime.TotalSeconds); }
             stats.Sort(); graph.Sort();
             report.Add($"scoring time, {label}", median, "s", $"{input}, {Environment.ProcessorCount} threads, median of {Math.Max(repeats, 1)}");
-            report.AddText($"  split, {label}", $"statistics {stats[stats.Count / 2]:F2} s + graph {graph[graph.Count / 2]:F2} s", input);
+            report.AddText($"  split (median of each part), {label}", $"statistics {stats[stats.Count / 2]:F2} s + graph {graph[graph.Count / 2]:F2} s", input);
             report.Add($"  throughput, {label}", n / median, "images/s", input);
             report.Add($"  statistics state, {label}", stateBytes / 1048576.0, "MiB", $"{input} (grows with C·D or C·D², not N)");
             report.Add($"  allocated during one run, {label}", allocated / 1048576.0, "MiB", input);

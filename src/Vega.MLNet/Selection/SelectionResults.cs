@@ -33,7 +33,8 @@ public sealed record EdgeMatrices
 
     /// <summary>
     /// E_V: visual similarities of the kind in <see cref="VegaResult.EdgeKind"/>, C×C row-major (exp(−D_B) is stored
-    /// multiplied by exp(min D_B)); NaN in the rows and columns of classes left out of the edge term.
+    /// multiplied by exp(min D_B)); NaN on the diagonal (unused) and in the rows and columns of classes left out of the
+    /// edge term, or everywhere when the visual graph could not be formed.
     /// </summary>
     public required float[] Visual { get; init; }
 }
