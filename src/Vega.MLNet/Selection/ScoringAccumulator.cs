@@ -137,8 +137,9 @@ internal sealed class ScoringAccumulator
                 double ss = SquaredNorm(src);
                 if (!double.IsFinite(ss) || ss == 0)
                 {
+                    // _images already counts the earlier chunks of this batch, so _images + r is the row's index in the stream.
                     lock (stats)
-                        if (_images + firstRow + r < badRow) { badRow = _images + firstRow + r; badWhat = ss == 0 ? "is all zeros" : "contains NaN or infinity"; }
+                        if (_images + r < badRow) { badRow = _images + r; badWhat = ss == 0 ? "is all zeros" : "contains NaN or infinity"; }
                     dst.Clear();
                     continue;
                 }

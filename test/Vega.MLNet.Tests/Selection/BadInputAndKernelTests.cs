@@ -45,6 +45,13 @@ public sealed class BadInputAndKernelTests
         var zero = new EmbeddingMatrix((float[])Images.Data.Clone(), 4, 3);
         zero.Row(3).Clear();
         Assert.Contains("row 3 is all zeros", Assert.Throws<ArgumentException>(() => ModelSelector.Score("m", zero, Texts)).Message);
+        // Beyond the first internal chunk, and in a later batch of a stream: the index counts every row added so far.
+        var (many, texts, _) = Synthetic.Task(seed: 1, n: 2000, c: 3, d: 3, imageNoise: 0.5);
+        many.Row(1500)[0] = float.NaN;
+        Assert.Contains("row 1500 contains NaN", Assert.Throws<ArgumentException>(() => ModelSelector.Score("m", many, texts)).Message);
+        var stream = new ScoringAccumulator("m", texts, new SelectionOptions());
+        stream.Add(Images);
+        Assert.Contains("row 1504 contains NaN", Assert.Throws<ArgumentException>(() => stream.Add(many)).Message);
         var badText = new EmbeddingMatrix([1, 0, 0, 0, float.NaN, 0, 0, 0, 1], 3, 3);
         Assert.Contains("class text embedding 1 contains NaN", Assert.Throws<ArgumentException>(() => ModelSelector.Score("m", Images, badText)).Message);
     }
