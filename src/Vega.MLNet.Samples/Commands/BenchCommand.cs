@@ -19,5 +19,6 @@ internal static class BenchCommand
         yield return BenchTokenizer.Create();
         yield return BenchText.Create();
         yield return BenchImages.Create();
+        yield return BenchScoring.Create();
     }
 }
