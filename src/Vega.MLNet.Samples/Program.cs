@@ -17,6 +17,8 @@ internal static class Program
     {
         yield return InfoCommand.Create();
         yield return EmbedCommand.Create();
+        yield return RankCommand.Create(evaluate: false);
+        yield return RankCommand.Create(evaluate: true);
         yield return BenchCommand.Create();
     }
 }

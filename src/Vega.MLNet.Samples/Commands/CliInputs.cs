@@ -9,10 +9,10 @@ namespace Vega.MLNet.Samples.Commands;
 internal static class CliInputs
 {
     /// <summary>A folder, a CSV manifest or an IDX image file (optionally with an IDX label file).</summary>
-    public static ImageSource Images(string images, string? idxLabels = null, bool exif = false)
+    public static ImageSource Images(string images, string? idxLabels = null, bool exif = false, bool labelsFromFolders = false)
     {
         ImageSource source;
-        if (Directory.Exists(images)) source = ImageSource.FromFolder(images);
+        if (Directory.Exists(images)) source = ImageSource.FromFolder(images, labelsFromSubfolders: labelsFromFolders);
         else if (!File.Exists(images)) throw new FileNotFoundException($"--images '{images}' is neither a folder nor a file.", images);
         else if (images.EndsWith(".csv", StringComparison.OrdinalIgnoreCase)) source = ImageSource.FromCsv(images);
         else if (images.Contains("idx", StringComparison.OrdinalIgnoreCase) || images.Contains("ubyte", StringComparison.OrdinalIgnoreCase))
