@@ -1,0 +1,207 @@
+using Vega.MLNet.Tensors;
+
+namespace Vega.MLNet.Tests.Tensors;
+
+/// <summary>
+/// GEMM kernels against each other and against a float64 reference. Agreement is measured per element relative to
+/// the magnitude of the dot product, |C₁ − C₂| ≤ 1e-5 · Σₖ|a||b| (+ |β·C₀|), which is the scale of float32 rounding
+/// in a dot product of that size. Switches the process-wide backend, so it runs alone.
+/// </summary>
+[Collection(nameof(PoolSensitive))]
+public sealed class GemmTests
+{
+    public static TheoryData<int, int, int, bool, bool> Shapes_() => new()
+    {
+        { 1, 1, 1, false, false },
+        { 7, 13, 5, false, false },
+        { 7, 13, 5, true, false },
+        { 7, 13, 5, false, true },
+        { 7, 13, 5, true, true },
+        { 64, 64, 64, false, false },
+        { 65, 33, 257, false, true },
+        { 300, 129, 517, true, false },
+        { 191, 300, 260, true, true },
+        { 1, 700, 300, false, true },
+        { 513, 1, 77, false, false },
+        { 77, 77, 64, false, true },
+        { 200, 300, 600, false, false },
+    };
+
+    private static float[] Rand(ulong seed, int n)
+    {
+        var v = new float[n];
+        new Rng(seed).FillUniform(v, -1, 1);
+        return v;
+    }
+
+    /// <summary>Runs C = alpha·op(A)·op(B) + beta·C with operands embedded in larger arrays (ld > width, offsets).</summary>
+    private static float[] Run(GemmBackend backend, bool force256, bool transA, bool transB, int m, int n, int k, float alpha, float beta,
+        out double[] magnitude)
+    {
+        int ra = transA ? k : m, ca = transA ? m : k, rb = transB ? n : k, cb = transB ? k : n;
+        int lda = ca + 3, ldb = cb + 5, ldc = n + 2;
+        var a = Rand(11, 7 + ra * lda);
+        var b = Rand(12, 3 + rb * ldb);
+        var c = Rand(13, 1 + m * ldc);
+        var c0 = (float[])c.Clone();
+        var saved = (Gemm.Backend, ManagedGemm.ForceVector256);
+        try
+        {
+            Gemm.Backend = backend;
+            ManagedGemm.ForceVector256 = force256;
+            Gemm.Sgemm(transA, transB, m, n, k, alpha, a, 7, lda, b, 3, ldb, beta, c, 1, ldc);
+        }
+        finally
+        {
+            (Gemm.Backend, ManagedGemm.ForceVector256) = saved;
+        }
+        magnitude = new double[m * n];
+        var result = new float[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double mag = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    double av = transA ? a[7 + p * lda + i] : a[7 + i * lda + p];
+                    double bv = transB ? b[3 + j * ldb + p] : b[3 + p * ldb + j];
+                    mag += Math.Abs(av * bv);
+                }
+                magnitude[i * n + j] = Math.Abs(alpha) * mag + Math.Abs(beta * c0[1 + i * ldc + j]);
+                result[i * n + j] = c[1 + i * ldc + j];
+            }
+        // Padding around C must be untouched.
+        for (int i = 0; i < m; i++)
+            for (int j = n; j < ldc && 1 + i * ldc + j < c.Length; j++)
+                Assert.Equal(c0[1 + i * ldc + j], c[1 + i * ldc + j]);
+        return result;
+    }
+
+    private static double[] Reference(bool transA, bool transB, int m, int n, int k, float alpha, float beta)
+    {
+        int ra = transA ? k : m, ca = transA ? m : k, rb = transB ? n : k, cb = transB ? k : n;
+        int lda = ca + 3, ldb = cb + 5, ldc = n + 2;
+        var a = Rand(11, 7 + ra * lda);
+        var b = Rand(12, 3 + rb * ldb);
+        var c = Rand(13, 1 + m * ldc);
+        var r = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++)
+                    s += (double)(transA ? a[7 + p * lda + i] : a[7 + i * lda + p]) * (transB ? b[3 + j * ldb + p] : b[3 + p * ldb + j]);
+                r[i * n + j] = alpha * s + beta * c[1 + i * ldc + j];
+            }
+        return r;
+    }
+
+    private static void AssertAgree(ReadOnlySpan<float> x, ReadOnlySpan<double> y, double[] magnitude, string what)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            double tol = 1e-5 * magnitude[i] + 1e-30;
+            Assert.True(Math.Abs(x[i] - y[i]) <= tol, $"{what}: element {i}: {x[i]:G9} vs {y[i]:G9} (tolerance {tol:G3})");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes_))]
+    public void ManagedAndOpenBlasAgreeWithEachOtherAndWithFloat64(int m, int n, int k, bool transA, bool transB)
+    {
+        Assert.True(OpenBlas.IsAvailable, $"OpenBLAS must be installed for this test: {OpenBlas.LoadError} {OpenBlas.InstallHint}");
+        foreach (var (alpha, beta) in new[] { (1f, 0f), (0.5f, 1f), (-2f, 0.25f) })
+        {
+            var reference = Reference(transA, transB, m, n, k, alpha, beta);
+            var blas = Run(GemmBackend.OpenBlas, false, transA, transB, m, n, k, alpha, beta, out var mag);
+            var managed512 = Run(GemmBackend.Managed, false, transA, transB, m, n, k, alpha, beta, out _);
+            var managed256 = Run(GemmBackend.Managed, true, transA, transB, m, n, k, alpha, beta, out _);
+            string what = $"{m}×{n}×{k} tA={transA} tB={transB} α={alpha} β={beta}";
+            AssertAgree(blas, reference, mag, "OpenBLAS vs float64 " + what);
+            AssertAgree(managed512, reference, mag, "managed (512) vs float64 " + what);
+            AssertAgree(managed256, reference, mag, "managed (256) vs float64 " + what);
+            AssertAgree(managed512, blas.Select(v => (double)v).ToArray(), mag, "managed vs OpenBLAS " + what);
+        }
+    }
+
+    [Fact]
+    public void BetaZeroIgnoresNaNsInTheOutput()
+    {
+        foreach (var backend in new[] { GemmBackend.OpenBlas, GemmBackend.Managed })
+        {
+            var saved = Gemm.Backend;
+            try
+            {
+                Gemm.Backend = backend;
+                var a = Rand(1, 6);
+                var b = Rand(2, 6);
+                var c = Enumerable.Repeat(float.NaN, 4).ToArray();
+                Gemm.Sgemm(false, false, 2, 2, 3, 1f, a, 0, 3, b, 0, 2, 0f, c, 0, 2);
+                Assert.All(c, v => Assert.True(float.IsFinite(v), $"{backend}: NaN leaked through beta = 0"));
+            }
+            finally { Gemm.Backend = saved; }
+        }
+    }
+
+    [Fact]
+    public void ManagedResultsDoNotDependOnTheThreadCount()
+    {
+        int m = 300, n = 257, k = 600;
+        var a = Rand(3, m * k);
+        var b = Rand(4, k * n);
+        var c1 = new float[m * n];
+        var c2 = new float[m * n];
+        int saved = Parallelism.ThreadCount;
+        var savedBackend = Gemm.Backend;
+        try
+        {
+            Gemm.Backend = GemmBackend.Managed;
+            Rand(5, m * n).CopyTo(c1, 0);
+            Rand(5, m * n).CopyTo(c2, 0);
+            Parallelism.ThreadCount = 1;
+            Gemm.Sgemm(false, true, m, n, k, 0.5f, a, 0, k, b, 0, k, 0.75f, c1, 0, n);
+            Parallelism.ThreadCount = 2;
+            Gemm.Sgemm(false, true, m, n, k, 0.5f, a, 0, k, b, 0, k, 0.75f, c2, 0, n);
+        }
+        finally
+        {
+            Parallelism.ThreadCount = saved;
+            Gemm.Backend = savedBackend;
+        }
+        Assert.Equal(c1, c2);
+    }
+
+    [Fact]
+    public void OpenBlasBindingReportsItsConfigurationAndThreads()
+    {
+        Assert.True(OpenBlas.IsAvailable, $"OpenBLAS must be installed for this test: {OpenBlas.LoadError}");
+        Assert.StartsWith("OpenBLAS", OpenBlas.Config);
+        int saved = Parallelism.ThreadCount;
+        try
+        {
+            Parallelism.ThreadCount = 1;
+            Assert.Equal(1, OpenBlas.Threads);
+            Parallelism.ThreadCount = Math.Min(2, Environment.ProcessorCount);
+            Assert.Equal(Math.Min(2, Environment.ProcessorCount), OpenBlas.Threads);
+        }
+        finally { Parallelism.ThreadCount = saved; }
+        var saved2 = Gemm.Backend;
+        try
+        {
+            Gemm.Backend = GemmBackend.Auto;
+            Assert.Equal(GemmBackend.OpenBlas, Gemm.Effective);
+            Gemm.Backend = GemmBackend.Managed;
+            Assert.Equal(GemmBackend.Managed, Gemm.Effective);
+        }
+        finally { Gemm.Backend = saved2; }
+    }
+
+    [Fact]
+    public void BadArgumentsAreReported()
+    {
+        var a = new float[6];
+        var e = Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 2, 3, 1f, a, 0, 3, a, 0, 2, 0f, new float[3], 0, 2));
+        Assert.Contains("operand C", e.Message);
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 2, 3, 1f, a, 0, 2, a, 0, 2, 0f, new float[4], 0, 2));
+    }
+}
