@@ -116,6 +116,17 @@ public sealed class ImageSource
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The items at <paramref name="indices"/> (positions in <see cref="Items"/>, in the given order) as a new source
+    /// that loads them the same way; items are renumbered 0..n−1, ids and labels are kept.
+    /// </summary>
+    internal ImageSource Subset(IReadOnlyList<int> indices)
+    {
+        var items = new List<ImageItem>(indices.Count);
+        for (int i = 0; i < indices.Count; i++) items.Add(Items[indices[i]] with { Index = i });
+        return new ImageSource($"{Description}, {indices.Count} selected", items, [], _load) { DecodeOptions = DecodeOptions };
+    }
+
     private static RgbImage LoadFile(ImageItem item, DecodeOptions options, RgbImage? reuse) =>
         ImageDecoder.Decode(item.Path!, options, reuse);
 
