@@ -213,7 +213,7 @@ public sealed class AapeHead
         if (classWeights.Count != classNames.Count || classWeights.Dimension != Dimension)
             throw new ArgumentException($"Class weights {classWeights.Count} × {classWeights.Dimension} do not fit {classNames.Count} classes of width {Dimension}.", nameof(classWeights));
         var w = (float[])classWeights.Data.Clone();
-        for (int k = 0; k < classNames.Count; k++) Normalize(w.AsSpan(k * Dimension, Dimension));
+        for (int k = 0; k < classNames.Count; k++) EmbeddingMatrix.NormalizeInPlace(w.AsSpan(k * Dimension, Dimension));
         return new AapeHead(classNames, w, _w1, _b1, _w2, _b2, _g, _gb, Temperature, Options, null, Training, ModelName, ModelHash);
     }
 

@@ -98,6 +98,8 @@ public sealed class ClassDescriptions
     {
         byte[] bytes = File.ReadAllBytes(path);
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        if (bytes.AsSpan(start).Trim(" \t\r\n"u8).IsEmpty)
+            throw new InvalidDataException($"The descriptions file '{path}' is empty; write a JSON object {{\"class name\": [\"sentence\", ...]}}.");
         string At(long offset)
         {
             var (line, col) = LineAndColumn(bytes.AsSpan(start), offset);
