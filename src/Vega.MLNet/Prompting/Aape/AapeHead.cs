@@ -32,6 +32,8 @@ public sealed class AapeHead
 
     private readonly float[] _w1, _b1, _w2, _b2, _g, _gb, _classWeights;
     private readonly float[] _projectedClasses; // G_w·w_c for every class, [C, D]
+    private readonly float[] _fusedPrompt;      // G_h·W₂, [D, R]
+    private readonly float[] _fusedBias;        // G_h·b₂ + b, [D]
 
     internal AapeHead(IReadOnlyList<string> classNames, float[] classWeights, float[] w1, float[] b1, float[] w2, float[] b2, float[] g, float[] gb,
         float temperature, AapeOptions options, float[]? summaries, AapeTrainingReport? training, string? modelName, string? modelHash)
@@ -51,6 +53,14 @@ public sealed class AapeHead
         _projectedClasses = new float[ClassNames.Count * d];
         // A[c] = G_w·w_c: rows of w_c times the first D columns of G (row stride 2D), transposed.
         Gemm.Sgemm(false, true, ClassNames.Count, d, d, 1f, classWeights, 0, d, g, 0, 2 * d, 0f, _projectedClasses, 0, d);
+        // u(x) = G_h·(W₂·z + b₂) + b = (G_h·W₂)·z + (G_h·b₂ + b) with z = ReLU(W₁x + b₁): one D×R product per image
+        // instead of D×R and D×D.
+        int r = b1.Length;
+        _fusedPrompt = new float[d * r];
+        Gemm.Sgemm(false, false, d, r, d, 1f, g, d, 2 * d, w2, 0, r, 0f, _fusedPrompt, 0, r);
+        _fusedBias = new float[d];
+        for (int i = 0; i < d; i++)
+            _fusedBias[i] = (float)(gb[i] + Kernels.DotDouble(g.AsSpan(i * 2 * d + d, d), b2));
     }
 
     /// <summary>The classes, in logit order.</summary>
@@ -87,6 +97,8 @@ public sealed class AapeHead
         Tensor.Wrap((float[])_g.Clone(), Dimension, 2 * Dimension), Tensor.Wrap((float[])_gb.Clone(), Dimension));
     internal (float[] W1, float[] B1, float[] W2, float[] B2, float[] G, float[] Gb) RawWeights => (_w1, _b1, _w2, _b2, _g, _gb);
     internal ReadOnlySpan<float> ProjectedClasses => _projectedClasses;
+    internal ReadOnlySpan<float> FusedPrompt => _fusedPrompt;
+    internal ReadOnlySpan<float> FusedBias => _fusedBias;
 
     // ---------------------------------------------------------------- prediction
 
@@ -113,7 +125,6 @@ public sealed class AapeHead
         const int chunk = 256;
         var x = ArrayPool<float>.Shared.Rent(chunk * d);
         var hidden = ArrayPool<float>.Shared.Rent(chunk * r);
-        var prompt = ArrayPool<float>.Shared.Rent(chunk * d);
         var shift = ArrayPool<float>.Shared.Rent(chunk * d);
         var output = ArrayPool<float>.Shared.Rent(chunk * c);
         try
@@ -123,7 +134,7 @@ public sealed class AapeHead
                 int rows = Math.Min(chunk, count - start);
                 images.Slice(start * d, rows * d).CopyTo(x);
                 for (int i = 0; i < rows; i++) Normalize(x.AsSpan(i * d, d));
-                ComputeShift(x, rows, hidden, prompt, shift);
+                ComputeShift(x, rows, hidden, shift);
                 ScorePairs(x, shift, rows, output);
                 output.AsSpan(0, rows * c).CopyTo(logits.Slice(start * c));
             }
@@ -132,26 +143,24 @@ public sealed class AapeHead
         {
             ArrayPool<float>.Shared.Return(x);
             ArrayPool<float>.Shared.Return(hidden);
-            ArrayPool<float>.Shared.Return(prompt);
             ArrayPool<float>.Shared.Return(shift);
             ArrayPool<float>.Shared.Return(output);
         }
     }
 
-    /// <summary>h(x) for unit-norm rows, then u = G_h·h(x) + b (both [rows, D]).</summary>
-    private void ComputeShift(float[] x, int rows, float[] hidden, float[] prompt, float[] shift)
+    /// <summary>u = G_h·h(x) + b for unit-norm rows ([rows, D]), through the fused G_h·W₂.</summary>
+    private void ComputeShift(float[] x, int rows, float[] hidden, float[] shift)
     {
         int d = Dimension, r = Bottleneck;
         for (int i = 0; i < rows; i++) _b1.CopyTo(hidden, i * r);
         Gemm.Sgemm(false, true, rows, r, d, 1f, x, 0, d, _w1, 0, d, 1f, hidden, 0, r);
         TensorPrimitives.Max(hidden.AsSpan(0, rows * r), 0f, hidden.AsSpan(0, rows * r));
-        for (int i = 0; i < rows; i++) _b2.CopyTo(prompt, i * d);
-        Gemm.Sgemm(false, true, rows, d, r, 1f, hidden, 0, r, _w2, 0, r, 1f, prompt, 0, d);
-        for (int i = 0; i < rows; i++) _gb.CopyTo(shift, i * d);
-        Gemm.Sgemm(false, true, rows, d, d, 1f, prompt, 0, d, _g, d, 2 * d, 1f, shift, 0, d);
+        for (int i = 0; i < rows; i++) _fusedBias.CopyTo(shift, i * d);
+        Gemm.Sgemm(false, true, rows, d, r, 1f, hidden, 0, r, _fusedPrompt, 0, r, 1f, shift, 0, d);
     }
 
-    /// <summary>logits[i, c] = (x_i · v)/max(‖v‖, ε)/τ with v = ReLU(A[c] + u_i), without materialising [rows, C, D].</summary>
+    /// <summary>logits[i, c] = (x_i · v)/max(‖v‖, ε)/τ with v = ReLU(A[c] + u_i), without materialising [rows, C, D]:
+    /// one SIMD pass per (image, class) accumulates x·v and v·v.</summary>
     private void ScorePairs(float[] x, float[] shift, int rows, float[] output)
     {
         int d = Dimension, c = ClassNames.Count;
@@ -160,25 +169,43 @@ public sealed class AapeHead
         int chunks = Parallelism.Chunks(rows, 3L * c * d);
         void Run(int s, int e)
         {
-            var v = ArrayPool<float>.Shared.Rent(d);
-            var vs = v.AsSpan(0, d);
             for (int i = s; i < e; i++)
             {
                 var xi = x.AsSpan(i * d, d);
                 var ui = shift.AsSpan(i * d, d);
                 for (int k = 0; k < c; k++)
                 {
-                    TensorPrimitives.Add(projected.AsSpan(k * d, d), ui, vs);
-                    TensorPrimitives.Max(vs, 0f, vs);
-                    float norm = MathF.Max(MathF.Sqrt(TensorPrimitives.SumOfSquares<float>(vs)), NormEpsilon);
-                    output[i * c + k] = TensorPrimitives.Dot<float>(xi, vs) / norm * invTau;
+                    var (dot, ss) = ReluDotAndSquares(projected.AsSpan(k * d, d), ui, xi);
+                    output[i * c + k] = dot / MathF.Max(MathF.Sqrt(ss), NormEpsilon) * invTau;
                 }
             }
-            ArrayPool<float>.Shared.Return(v);
         }
         if (chunks <= 1) Run(0, rows);
         else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks },
             k => Run((int)((long)rows * k / chunks), (int)((long)rows * (k + 1) / chunks)));
+    }
+
+    /// <summary>With v = max(a + u, 0): returns (x·v, v·v).</summary>
+    private static (float Dot, float Squares) ReluDotAndSquares(ReadOnlySpan<float> a, ReadOnlySpan<float> u, ReadOnlySpan<float> x)
+    {
+        int n = a.Length, j = 0;
+        var dot = System.Numerics.Vector<float>.Zero;
+        var ss = System.Numerics.Vector<float>.Zero;
+        int w = System.Numerics.Vector<float>.Count;
+        for (; j <= n - w; j += w)
+        {
+            var v = System.Numerics.Vector.Max(new System.Numerics.Vector<float>(a[j..]) + new System.Numerics.Vector<float>(u[j..]), System.Numerics.Vector<float>.Zero);
+            dot += v * new System.Numerics.Vector<float>(x[j..]);
+            ss += v * v;
+        }
+        float d = System.Numerics.Vector.Sum(dot), s2 = System.Numerics.Vector.Sum(ss);
+        for (; j < n; j++)
+        {
+            float v = MathF.Max(a[j] + u[j], 0f);
+            d += v * x[j];
+            s2 += v * v;
+        }
+        return (d, s2);
     }
 
     private static void Normalize(Span<float> v)

@@ -7,8 +7,9 @@ namespace Vega.MLNet.Prompting.Aape;
 
 /// <summary>
 /// Builds the ONNX graph of an <see cref="AapeHead"/> (opset 17, standard operators only):
-/// x̂ = x/max(‖x‖, ε); h = Gemm(ReLU(Gemm(x̂, W₁, b₁)), W₂, b₂); u = Gemm(h, G_h, b); v = ReLU(A + u) with
-/// A = G_w·w_c baked in ([C, D]); v̂ = v/max(‖v‖, ε); logits = (v̂ · x̂)/τ via MatMul; probabilities = Softmax(logits).
+/// x̂ = x/max(‖x‖, ε); z = ReLU(Gemm(x̂, W₁, b₁)); u = Gemm(z, G_h·W₂, G_h·b₂ + b) (the generator's second layer folded
+/// into g, exact algebra); v = ReLU(A + u) with A = G_w·w_c baked in ([C, D]); v̂ = v/max(‖v‖, ε);
+/// logits = (v̂ · x̂)/τ via MatMul; probabilities = Softmax(logits).
 /// The norms are written as √max(Σx², ε²), which equals max(‖x‖, ε) as the C# forward computes it.
 /// </summary>
 internal static class AapeOnnxExport
@@ -20,17 +21,13 @@ internal static class AapeOnnxExport
     public static ModelProto Build(AapeHead head)
     {
         int d = head.Dimension, r = head.Bottleneck, c = head.ClassNames.Count;
-        var (w1, b1, w2, b2, g, gb) = head.RawWeights;
-        var gh = new float[d * d];
-        for (int i = 0; i < d; i++) g.AsSpan(i * 2 * d + d, d).CopyTo(gh.AsSpan(i * d, d));
+        var (w1, b1, _, _, _, _) = head.RawWeights;
         var graph = new GraphProto { Name = "aape_head" };
         void Init(string name, float[] data, params long[] dims) => graph.Initializer.Add(TensorProtoData.FromFloats(name, dims, data));
         Init("h.fc1.weight", w1, r, d);
         Init("h.fc1.bias", b1, r);
-        Init("h.fc2.weight", w2, d, r);
-        Init("h.fc2.bias", b2, d);
-        Init("g.h_weight", gh, d, d);
-        Init("g.bias", gb, d);
+        Init("fused.weight", head.FusedPrompt.ToArray(), d, r);
+        Init("fused.bias", head.FusedBias.ToArray(), d);
         Init("projected_class_weights", head.ProjectedClasses.ToArray(), c, d);
         Init("eps_squared", [1e-12f * 1e-12f]);
         Init("inverse_temperature", [1f / head.Temperature]);
@@ -64,8 +61,7 @@ internal static class AapeOnnxExport
 
         var xhat = Normalize(InputName, 1);
         var hidden = Node("Relu", [Node("Gemm", [xhat, "h.fc1.weight", "h.fc1.bias"], Int("transB", 1))]);
-        var prompt = Node("Gemm", [hidden, "h.fc2.weight", "h.fc2.bias"], Int("transB", 1));
-        var shift = Node("Gemm", [prompt, "g.h_weight", "g.bias"], Int("transB", 1));                 // [B, D]
+        var shift = Node("Gemm", [hidden, "fused.weight", "fused.bias"], Int("transB", 1));            // [B, D]
         var weights = Node("Relu", [Node("Add", [Node("Unsqueeze", [shift, "axis_1"]), "projected_class_weights"])]); // [B, C, D]
         var unit = Normalize(weights, 2);
         var cos = Node("Squeeze", [Node("MatMul", [unit, Node("Unsqueeze", [xhat, "axis_2"])]), "axis_2"]); // [B, C]
