@@ -16,6 +16,6 @@ internal static class BenchCommand
     // Each benchmark target lives in its own file under Bench/.
     private static IEnumerable<Command> Targets()
     {
-        yield break;
+        yield return BenchTensor.Create();
     }
 }

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Vega.MLNet.Tensors;
 
@@ -295,7 +296,20 @@ internal static unsafe class Kernels
         // o = (a != 0) ? b : c
         public void Run(float* o, int so, float* a, int sa, float* b, int sb, float* c, int sc, int n)
         {
-            for (int i = 0; i < n; i++) o[(nint)i * so] = a[(nint)i * sa] != 0 ? b[(nint)i * sb] : c[(nint)i * sc];
+            int i = 0;
+            if (so == 1 && sa == 1 && (sb | 1) == 1 && (sc | 1) == 1 && Vector256.IsHardwareAccelerated)
+            {
+                // Contiguous output and condition; each value operand contiguous or a scalar.
+                var zero = Vector256<float>.Zero;
+                for (; i <= n - 8; i += 8)
+                {
+                    var cond = Vector256.Equals(Vector256.Load(a + i), zero);
+                    var vb = sb == 1 ? Vector256.Load(b + i) : Vector256.Create(*b);
+                    var vc = sc == 1 ? Vector256.Load(c + i) : Vector256.Create(*c);
+                    Vector256.Store(Vector256.ConditionalSelect(cond, vc, vb), o + i);
+                }
+            }
+            for (; i < n; i++) o[(nint)i * so] = a[(nint)i * sa] != 0 ? b[(nint)i * sb] : c[(nint)i * sc];
         }
     }
 

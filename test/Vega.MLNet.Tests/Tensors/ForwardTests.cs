@@ -315,4 +315,33 @@ public sealed class ForwardTests
         Assert.Equal(d, Ops.Dropout(ones, 0.25f, new Rng(5)).ToArray()); // same seed, same mask
         Assert.Same(ones, Ops.Dropout(ones, 0.25f, new Rng(5), training: false));
     }
+
+    [Fact]
+    public void ReshapeOfStridedViewsIsAViewWhenTheStridesAllowIt()
+    {
+        var x = Tensor.FromArray(Rand(17, 2 * 3 * 4 * 5), 2, 3, 4, 5);
+        var rng = new Rng(18);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            var perm = rng.Permutation(4);
+            var t = Ops.Transpose(x, perm);
+            // Random target shape with the same element count: split/merge the permuted dims.
+            var dims = t.Shape.ToList();
+            int op = rng.NextInt(3);
+            if (op == 0 && dims.Count > 1) { int i = rng.NextInt(dims.Count - 1); dims[i] *= dims[i + 1]; dims.RemoveAt(i + 1); }
+            else if (op == 1) { int i = rng.NextInt(dims.Count); dims.Insert(i, 1); }
+            else { int i = rng.NextInt(dims.Count); if (dims[i] % 2 == 0) { dims[i] /= 2; dims.Insert(i, 2); } }
+            var target = dims.ToArray();
+            var viaReshape = Ops.Reshape(t, target);
+            var viaCopy = Ops.Reshape(Ops.Contiguous(t), target);
+            Assert.Equal(viaCopy.ToArray(), viaReshape.ToArray());
+            bool isView = ReferenceEquals(viaReshape.Data, x.Data);
+            Assert.Equal(Ops.ViewStrides(t.Shape, t.Strides, target) is not null || t.IsContiguous, isView);
+        }
+        // The cases the attention code relies on are views: squeeze of a slice of a permuted tensor, split of the last dim.
+        var heads = Ops.Transpose(Ops.Reshape(x, 2, 3, 2, 10), 2, 0, 1, 3);
+        Assert.Same(x.Data, Ops.Squeeze(Ops.Slice(heads, 0, 1, 2), 0).Data);
+        Assert.Same(x.Data, Ops.Reshape(Ops.SwapAxes(x, 0, 1), 3, 2, 2, 2, 5).Data);
+        Assert.NotSame(x.Data, Ops.Reshape(Ops.SwapAxes(x, 2, 3), 2, 3, 20).Data);
+    }
 }
