@@ -354,8 +354,8 @@ internal static unsafe class Kernels
         var plan = MakePlan(x.Shape, outStridesKeep, x.Strides);
         int r = plan.Shape.Length;
         bool innerReduced = plan.Strides[0][r - 1] == 0 && plan.Shape[r - 1] > 1;
-        var acc = new double[outLen];
-        if (max) Array.Fill(acc, double.NegativeInfinity);
+        var acc = System.Buffers.ArrayPool<double>.Shared.Rent(Math.Max(outLen, 1));
+        Array.Fill(acc, max ? double.NegativeInfinity : 0.0, 0, outLen);
         var outSpan = output.Span;
         // The output index set is partitioned over threads only along kept dimensions; to stay simple and deterministic
         // we parallelise when the outermost plan dimension is kept (each chunk then owns distinct outputs).
@@ -377,6 +377,7 @@ internal static unsafe class Kernels
             else ReduceBlock(plan, 0, pacc, xb, innerReduced, max);
         }
         for (int i = 0; i < outLen; i++) outSpan[i] = (float)acc[i];
+        System.Buffers.ArrayPool<double>.Shared.Return(acc);
     }
 
     // Reduces the sub-plan starting at dimension 'dim' (outer odometer over dims dim..r-2, inner run r-1).
