@@ -15,6 +15,10 @@ internal static class Program
 
     private static IEnumerable<Command> Commands()
     {
+        yield return InfoCommand.Create();
+        yield return EmbedCommand.Create();
+        yield return RankCommand.Create(evaluate: false);
+        yield return RankCommand.Create(evaluate: true);
         yield return BenchCommand.Create();
     }
 }

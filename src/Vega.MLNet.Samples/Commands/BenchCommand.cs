@@ -16,6 +16,10 @@ internal static class BenchCommand
     // Each benchmark target lives in its own file under Bench/.
     private static IEnumerable<Command> Targets()
     {
+        yield return BenchTokenizer.Create();
+        yield return BenchText.Create();
+        yield return BenchImages.Create();
+        yield return BenchScoring.Create();
         yield return BenchTensor.Create();
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.IO.Compression;
 using System.Runtime.CompilerServices;
@@ -29,8 +30,7 @@ public sealed class ClipTokenizer
     private readonly int[] _byteToId = new int[256];
     private readonly int[] _byteEndToId = new int[256];
     private readonly Dictionary<long, Merge> _merges;
-    private readonly Dictionary<string, int[]> _cache = new(StringComparer.Ordinal);
-    private readonly Lock _cacheLock = new();
+    private readonly WordCache _cache = new();
     private readonly Dictionary<int, byte> _symbolCharToByte = new();
 
     private readonly record struct Merge(int Rank, int Result);
@@ -62,8 +62,7 @@ public sealed class ClipTokenizer
                     $"Merge {rank + 1} '{l} {r}' of '{source}' refers to a token missing from the vocabulary; the vocabulary and merges files do not belong together.");
             _merges.TryAdd(Key(li, ri), new Merge(rank, result));
         }
-        _cache[StartOfTextToken] = [sot];
-        _cache[EndOfTextToken] = [eot];
+        _cache.Reset(sot, eot);
     }
 
     /// <summary>Where the vocabulary was loaded from.</summary>
@@ -95,7 +94,6 @@ public sealed class ClipTokenizer
         _byteEndToId = other._byteEndToId;
         _merges = other._merges;
         _cache = other._cache;
-        _cacheLock = other._cacheLock;
         _symbolCharToByte = other._symbolCharToByte;
         StartOfTextId = other.StartOfTextId;
         EndOfTextId = other.EndOfTextId;
@@ -316,41 +314,85 @@ public sealed class ClipTokenizer
     /// <summary>The token string of an id.</summary>
     public string IdToToken(int id) => _idToToken[id];
 
-    internal int WordCacheCount { get { lock (_cacheLock) return _cache.Count; } }
+    internal int WordCacheCount => _cache.Map.Count;
+
+    internal void ClearWordCache() => _cache.Reset(StartOfTextId, EndOfTextId);
+
+    // Distinct pre-tokens → their BPE ids; lock-free reads, bounded size (cleared when full).
+    private sealed class WordCache
+    {
+        public readonly ConcurrentDictionary<string, int[]> Map = new(StringComparer.Ordinal);
+        private readonly Lock _gate = new();
+        private int _count;
+
+        public void Reset(int sot, int eot)
+        {
+            lock (_gate)
+            {
+                Map.Clear();
+                Map[StartOfTextToken] = [sot];
+                Map[EndOfTextToken] = [eot];
+                _count = 2;
+            }
+        }
+
+        public void Add(ReadOnlySpan<char> piece, int[] ids, int sot, int eot)
+        {
+            lock (_gate)
+            {
+                if (_count >= WordCacheLimit) { Map.Clear(); Map[StartOfTextToken] = [sot]; Map[EndOfTextToken] = [eot]; _count = 2; }
+                if (Map.TryAdd(piece.ToString(), ids)) _count++;
+            }
+        }
+    }
 
     // ---- pre-tokenisation: <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
     private void PreTokenizeAndEncode(ReadOnlySpan<char> s, List<int> ids)
     {
         int i = 0;
-        while (i < s.Length)
+        while (NextPiece(s, ref i, out int start, out int end))
         {
-            char c = s[i];
-            if (c == ' ') { i++; continue; }
-            int end;
-            if (c == '<' && (Matches(s, i, StartOfTextToken) || Matches(s, i, EndOfTextToken)))
-            {
-                bool start = Matches(s, i, StartOfTextToken);
-                ids.Add(start ? StartOfTextId : EndOfTextId);
-                i += start ? StartOfTextToken.Length : EndOfTextToken.Length;
-                continue;
-            }
-            if (c == '\'' && (end = Contraction(s, i)) > 0) { }
-            else
-            {
-                var cls = Classify(s, i, out int w);
-                end = i + w;
-                if (cls == CharClass.Letter)
-                {
-                    while (end < s.Length && Classify(s, end, out w) == CharClass.Letter) end += w;
-                }
-                else if (cls == CharClass.Other)
-                {
-                    while (end < s.Length && s[end] != ' ' && Classify(s, end, out w) == CharClass.Other) end += w;
-                }
-            }
-            EncodeWord(s[i..end], ids);
-            i = end;
+            var piece = s[start..end];
+            if (piece.Length == StartOfTextToken.Length && piece.SequenceEqual(StartOfTextToken)) ids.Add(StartOfTextId);
+            else if (piece.Length == EndOfTextToken.Length && piece.SequenceEqual(EndOfTextToken)) ids.Add(EndOfTextId);
+            else EncodeWord(piece, ids);
         }
+    }
+
+    /// <summary>Reports every pre-token of a cleaned text as (start, length).</summary>
+    internal static void PreTokenize(ReadOnlySpan<char> s, Action<int, int> piece)
+    {
+        int i = 0;
+        while (NextPiece(s, ref i, out int start, out int end)) piece(start, end - start);
+    }
+
+    // The next match of <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+ at or after
+    // i (ordered alternatives, greedy runs); whitespace (only ' ' after cleaning) separates matches.
+    private static bool NextPiece(ReadOnlySpan<char> s, ref int i, out int start, out int end)
+    {
+        while (i < s.Length && s[i] == ' ') i++;
+        start = i;
+        end = i;
+        if (i >= s.Length) return false;
+        char c = s[i];
+        if (c == '<' && Matches(s, i, StartOfTextToken)) end = i + StartOfTextToken.Length;
+        else if (c == '<' && Matches(s, i, EndOfTextToken)) end = i + EndOfTextToken.Length;
+        else if (c == '\'' && (end = Contraction(s, i)) > 0) { }
+        else
+        {
+            var cls = Classify(s, i, out int w);
+            end = i + w;
+            if (cls == CharClass.Letter)
+            {
+                while (end < s.Length && Classify(s, end, out w) == CharClass.Letter) end += w;
+            }
+            else if (cls == CharClass.Other)
+            {
+                while (end < s.Length && s[end] != ' ' && Classify(s, end, out w) == CharClass.Other) end += w;
+            }
+        }
+        i = end;
+        return true;
     }
 
     private static bool Matches(ReadOnlySpan<char> s, int i, string token) => s[i..].StartsWith(token, StringComparison.Ordinal);
@@ -405,19 +447,10 @@ public sealed class ClipTokenizer
     // ---- BPE of one pre-token, cached per distinct piece.
     private void EncodeWord(ReadOnlySpan<char> piece, List<int> ids)
     {
-        int[]? cached;
-        lock (_cacheLock)
-        {
-            _cache.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(piece, out cached);
-        }
-        if (cached is null)
+        if (!_cache.Map.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(piece, out int[]? cached))
         {
             cached = Bpe(piece);
-            lock (_cacheLock)
-            {
-                if (_cache.Count >= WordCacheLimit) { _cache.Clear(); _cache[StartOfTextToken] = [StartOfTextId]; _cache[EndOfTextToken] = [EndOfTextId]; }
-                _cache.TryAdd(piece.ToString(), cached);
-            }
+            _cache.Add(piece, cached, StartOfTextId, EndOfTextId);
         }
         ids.AddRange(cached);
     }

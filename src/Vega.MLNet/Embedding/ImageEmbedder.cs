@@ -1,0 +1,311 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Threading.Channels;
+using Vega.MLNet.Imaging;
+using Vega.MLNet.Models;
+
+namespace Vega.MLNet.Embedding;
+
+/// <summary>Options of <see cref="ImageEmbedder"/>.</summary>
+public sealed record ImageEmbeddingOptions
+{
+    /// <summary>Images per image-tower run (default 32).</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Threads that decode and preprocess (0 = one per core).</summary>
+    public int DecodeThreads { get; init; }
+
+    /// <summary>How many preprocessed batches may wait for the image tower (back-pressure bound, default 2).</summary>
+    public int QueuedBatches { get; init; } = 2;
+
+    /// <summary>Folder of the on-disk embedding cache, or null for none.</summary>
+    public string? CacheDirectory { get; init; }
+
+    /// <summary>How images are identified in the cache (default: content hash).</summary>
+    public ImageIdentity Identity { get; init; } = ImageIdentity.Content;
+
+    /// <summary>Receives progress after every batch and cache hit run.</summary>
+    public IProgress<EmbeddingProgress>? Progress { get; init; }
+
+    /// <summary>The defaults.</summary>
+    public static ImageEmbeddingOptions Default { get; } = new();
+}
+
+/// <summary>Progress of an embedding run.</summary>
+/// <param name="Done">Items finished (embedded, from cache, or skipped).</param>
+/// <param name="Total">Items in the source.</param>
+/// <param name="FromCache">Items served by the cache.</param>
+/// <param name="Skipped">Items that could not be read.</param>
+/// <param name="ImagesPerSecond">Throughput so far.</param>
+/// <param name="Remaining">Estimated time left, when known.</param>
+public sealed record EmbeddingProgress(int Done, int Total, int FromCache, int Skipped, double ImagesPerSecond, TimeSpan? Remaining);
+
+/// <summary>The embeddings of an image source for one model.</summary>
+public sealed class ImageEmbeddings
+{
+    internal ImageEmbeddings(string modelName, EmbeddingMatrix embeddings, ImageItem[] items, IReadOnlyList<SkippedItem> skipped, int fromCache, int computed, TimeSpan elapsed, string? cacheFile)
+    {
+        ModelName = modelName;
+        Embeddings = embeddings;
+        Items = items;
+        Skipped = skipped;
+        FromCache = fromCache;
+        Computed = computed;
+        Elapsed = elapsed;
+        CacheFile = cacheFile;
+    }
+
+    /// <summary>The model's name.</summary>
+    public string ModelName { get; }
+
+    /// <summary>L2-normalised embeddings, one row per readable item, in source order.</summary>
+    public EmbeddingMatrix Embeddings { get; }
+
+    /// <summary>The item of each row (labels and candidate sets travel with it).</summary>
+    public IReadOnlyList<ImageItem> Items { get; }
+
+    /// <summary>Items that could not be read (path and reason), including problems found while listing the source.</summary>
+    public IReadOnlyList<SkippedItem> Skipped { get; }
+
+    /// <summary>Rows served by the cache.</summary>
+    public int FromCache { get; }
+
+    /// <summary>Rows computed by the image tower.</summary>
+    public int Computed { get; }
+
+    /// <summary>Wall time of the run.</summary>
+    public TimeSpan Elapsed { get; }
+
+    /// <summary>The cache file used, if any.</summary>
+    public string? CacheFile { get; }
+}
+
+/// <summary>
+/// The batched embedding engine: decode + preprocess on several threads feeding a bounded channel (back-pressure), a
+/// single consumer assembling batches for the image tower, rows written into one contiguous matrix in source order.
+/// With a cache folder, known images are served from disk and every computed batch is appended (and flushed) before
+/// the next one, so an interrupted run keeps all finished batches and the next run resumes.
+/// Unreadable files are skipped and reported; they never abort the run.
+/// </summary>
+public static class ImageEmbedder
+{
+    private readonly record struct Prepared(int Index, CacheKey Key, float[] Pixels);
+
+    /// <summary>Embeds every item of <paramref name="source"/> with the image tower of <paramref name="model"/>.</summary>
+    public static ImageEmbeddings Embed(ClipModel model, ImageSource source, ImageEmbeddingOptions? options = null, CancellationToken cancellationToken = default) =>
+        EmbedAsync(model, source, options, cancellationToken).GetAwaiter().GetResult();
+
+    /// <summary>Embeds every item of <paramref name="source"/> with the image tower of <paramref name="model"/>.</summary>
+    public static async Task<ImageEmbeddings> EmbedAsync(ClipModel model, ImageSource source, ImageEmbeddingOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(source);
+        options ??= ImageEmbeddingOptions.Default;
+        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "BatchSize must be at least 1.");
+        if (options.QueuedBatches < 1) throw new ArgumentOutOfRangeException(nameof(options), options.QueuedBatches, "QueuedBatches must be at least 1.");
+        var clock = Stopwatch.StartNew();
+        int n = source.Count, dim = model.EmbeddingDimension;
+        int pixelCount = 3 * model.Preprocessing.ImageSize * model.Preprocessing.ImageSize;
+        var rows = new float[(long)n * dim];
+        var state = new byte[n]; // 0 pending, 1 done, 2 skipped
+        var failures = new SkippedItem?[n];
+        var preprocessor = new ImagePreprocessor(model.Preprocessing);
+        using var cache = options.CacheDirectory is null ? null
+            : EmbeddingCache.Open(options.CacheDirectory, model.ContentHash, model.Name, PreprocessKey.Describe(model.Preprocessing, source.DecodeOptions), dim);
+
+        int fromCache = 0, computed = 0, skipped = 0, done = 0;
+        int capacity = options.BatchSize * options.QueuedBatches;
+        var pool = ArrayPool<float>.Create(pixelCount, capacity + 4 * Math.Max(1, options.DecodeThreads == 0 ? Environment.ProcessorCount : options.DecodeThreads));
+        var channel = Channel.CreateBounded<Prepared>(new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var ct = linked.Token;
+        int next = -1;
+        var progressGate = new Lock();
+
+        void Report()
+        {
+            if (options.Progress is null) return;
+            lock (progressGate)
+            {
+                double seconds = clock.Elapsed.TotalSeconds;
+                int d = Volatile.Read(ref done);
+                double rate = seconds > 0 ? d / seconds : 0;
+                TimeSpan? eta = rate > 0 && d < n ? TimeSpan.FromSeconds((n - d) / rate) : null;
+                options.Progress.Report(new EmbeddingProgress(d, n, Volatile.Read(ref fromCache), Volatile.Read(ref skipped), rate, eta));
+            }
+        }
+
+        async Task Worker()
+        {
+            var reuse = new RgbImage();
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                int i = Interlocked.Increment(ref next);
+                if (i >= n) return;
+                var item = source.Items[i];
+                CacheKey key = default;
+                RgbImage? image = null;
+                try
+                {
+                    if (item.Path is not null)
+                    {
+                        if (cache is not null && options.Identity == ImageIdentity.PathSizeTime && File.Exists(item.Path))
+                        {
+                            key = CacheKey.FromFileStamp(item.Path);
+                            if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
+                        }
+                        byte[] bytes = ReadFile(item);
+                        if (cache is not null && options.Identity == ImageIdentity.Content)
+                        {
+                            key = CacheKey.FromBytes(bytes);
+                            if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
+                        }
+                        image = ImageDecoder.Decode(bytes, item.Path, source.DecodeOptions, reuse);
+                    }
+                    else
+                    {
+                        image = source.Load(item, reuse);
+                        if (cache is not null)
+                        {
+                            key = PixelKey(image);
+                            if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
+                        }
+                    }
+                    float[] pixels = pool.Rent(pixelCount);
+                    preprocessor.Process(image, pixels.AsSpan(0, pixelCount));
+                    await channel.Writer.WriteAsync(new Prepared(i, key, pixels), ct).ConfigureAwait(false);
+                }
+                catch (ImageDecodeException e)
+                {
+                    Fail(i, item, e.Reason);
+                }
+                catch (ArgumentException e) when (image is not null)
+                {
+                    Fail(i, item, e.Message); // e.g. an aspect ratio too extreme to resize
+                }
+
+                void Hit()
+                {
+                    state[i] = 1;
+                    Interlocked.Increment(ref fromCache);
+                    if (Interlocked.Increment(ref done) % 256 == 0) Report();
+                }
+            }
+        }
+
+        void Fail(int i, ImageItem item, string reason)
+        {
+            failures[i] = new SkippedItem(item.Index, item.Id, item.Path, reason);
+            state[i] = 2;
+            Interlocked.Increment(ref skipped);
+            Interlocked.Increment(ref done);
+        }
+
+        async Task Consumer()
+        {
+            int b = options.BatchSize;
+            var batchPixels = new float[(long)b * pixelCount];
+            var batchRows = new float[b * dim];
+            var batchItems = new Prepared[b];
+            var keys = new CacheKey[b];
+            int count = 0;
+            var reader = channel.Reader;
+            void Flush()
+            {
+                if (count == 0) return;
+                for (int k = 0; k < count; k++)
+                {
+                    batchItems[k].Pixels.AsSpan(0, pixelCount).CopyTo(batchPixels.AsSpan(k * pixelCount, pixelCount));
+                    pool.Return(batchItems[k].Pixels);
+                }
+                model.EmbedPixelsInto(batchPixels.AsMemory(0, count * pixelCount), count, batchRows.AsMemory(0, count * dim), ct);
+                for (int k = 0; k < count; k++)
+                {
+                    batchRows.AsSpan(k * dim, dim).CopyTo(rows.AsSpan(batchItems[k].Index * dim, dim));
+                    state[batchItems[k].Index] = 1;
+                    keys[k] = batchItems[k].Key;
+                }
+                cache?.Append(keys.AsSpan(0, count), batchRows.AsSpan(0, count * dim));
+                Interlocked.Add(ref computed, count);
+                Interlocked.Add(ref done, count);
+                count = 0;
+                Report();
+            }
+            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            {
+                while (count < b && reader.TryRead(out var p)) batchItems[count++] = p;
+                if (count == b) Flush();
+            }
+            Flush();
+        }
+
+        int threads = options.DecodeThreads > 0 ? options.DecodeThreads : Environment.ProcessorCount;
+        var workers = Enumerable.Range(0, threads).Select(_ => Task.Run(Worker, ct)).ToArray();
+        var consumer = Task.Run(Consumer, ct);
+        try
+        {
+            try
+            {
+                await Task.WhenAll(workers).ConfigureAwait(false);
+            }
+            finally
+            {
+                channel.Writer.TryComplete();
+            }
+            await consumer.ConfigureAwait(false);
+        }
+        catch
+        {
+            linked.Cancel();
+            channel.Writer.TryComplete();
+            try { await Task.WhenAll([.. workers, consumer]).ConfigureAwait(false); } catch { /* the first error is rethrown below */ }
+            throw;
+        }
+        Report();
+
+        // Compact to the readable items, in source order.
+        int kept = 0;
+        for (int i = 0; i < n; i++) if (state[i] == 1) kept++;
+        var matrix = new EmbeddingMatrix(kept, dim);
+        var items = new ImageItem[kept];
+        var skippedList = new List<SkippedItem>(source.Skipped);
+        var listed = new HashSet<int>();
+        foreach (var s in skippedList) if (s.Index is int si) listed.Add(si);
+        for (int i = 0, r = 0; i < n; i++)
+        {
+            if (state[i] == 1)
+            {
+                rows.AsSpan(i * dim, dim).CopyTo(matrix.Row(r));
+                items[r++] = source.Items[i];
+            }
+            else if (failures[i] is { } f && !listed.Contains(i)) skippedList.Add(f);
+        }
+        return new ImageEmbeddings(model.Name, matrix, items, skippedList, fromCache, computed, clock.Elapsed, cache?.FilePath);
+    }
+
+    private static byte[] ReadFile(ImageItem item)
+    {
+        try
+        {
+            return File.ReadAllBytes(item.Path!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ImageDecodeException(item.Path!, e is FileNotFoundException or DirectoryNotFoundException ? "file not found" : $"cannot read the file ({e.Message})", e);
+        }
+    }
+
+    private static CacheKey PixelKey(RgbImage image)
+    {
+        Span<byte> header = stackalloc byte[8];
+        BitConverter.TryWriteBytes(header, image.Width);
+        BitConverter.TryWriteBytes(header[4..], image.Height);
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        sha.AppendData(header);
+        sha.AppendData(image.Span);
+        Span<byte> h = stackalloc byte[32];
+        sha.GetHashAndReset(h);
+        return CacheKey.FromHash(h);
+    }
+}

@@ -1,0 +1,306 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Vega.MLNet.Selection;
+
+/// <summary>Small dense float64 linear algebra used by the scorers (row-major square matrices in spans).</summary>
+internal static class DenseMath
+{
+    /// <summary>
+    /// In-place lower Cholesky factor of the symmetric positive-definite n×n matrix <paramref name="a"/> (only the lower
+    /// triangle is read; the strict upper triangle is left as it was). Returns ln det A, or NaN if A is not positive definite.
+    /// </summary>
+    public static unsafe double CholeskyLogDet(Span<double> a, int n)
+    {
+        if (a.Length < n * n) throw new ArgumentException("The matrix span is too short.", nameof(a));
+        double logDet = 0;
+        Span<double> inverseDiagonal = n <= 256 ? stackalloc double[n] : new double[n];
+        fixed (double* pa = a)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                double* ri = pa + (long)i * n;
+                for (int j = 0; j < i; j++)
+                {
+                    double* rj = pa + (long)j * n;
+                    ri[j] = (ri[j] - Dot(ri, rj, j)) * inverseDiagonal[j];
+                }
+                double d = ri[i] - Dot(ri, ri, i);
+                if (!(d > 0) || double.IsInfinity(d)) return double.NaN;
+                double l = Math.Sqrt(d);
+                ri[i] = l;
+                inverseDiagonal[i] = 1 / l;
+                logDet += Math.Log(d);
+            }
+        }
+        return logDet;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe double Dot(double* a, double* b, int length)
+    {
+        int k = 0;
+        double s = 0;
+        if (Vector256.IsHardwareAccelerated && length >= 8)
+        {
+            Vector256<double> acc0 = Vector256<double>.Zero, acc1 = Vector256<double>.Zero;
+            for (; k + 8 <= length; k += 8)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + k), Vector256.Load(b + k), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + k + 4), Vector256.Load(b + k + 4), acc1);
+            }
+            s = Vector256.Sum(acc0 + acc1);
+        }
+        for (; k < length; k++) s += a[k] * b[k];
+        return s;
+    }
+
+    /// <summary>Solves L·y = b in place (forward substitution) with the lower factor from <see cref="CholeskyLogDet"/>.</summary>
+    public static void ForwardSubstitute(ReadOnlySpan<double> l, int n, Span<double> b)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            ReadOnlySpan<double> row = l.Slice(i * n, n);
+            b[i] = (b[i] - TensorPrimitives.Dot<double>(row[..i], b[..i])) / row[i];
+        }
+    }
+
+    /// <summary>
+    /// Eigen-decomposition of the symmetric n×n matrix <paramref name="a"/> by cyclic Jacobi rotations (destroys a).
+    /// Eigenvalues go to <paramref name="values"/> (descending) and eigenvectors to the columns of <paramref name="vectors"/>.
+    /// </summary>
+    public static void SymmetricEigen(Span<double> a, int n, Span<double> values, Span<double> vectors)
+    {
+        vectors[..(n * n)].Clear();
+        for (int i = 0; i < n; i++) vectors[i * n + i] = 1;
+        for (int sweep = 0; sweep < 100; sweep++)
+        {
+            double off = 0, total = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double v = a[i * n + j] * a[i * n + j];
+                    total += v;
+                    if (i != j) off += v;
+                }
+            if (off <= 1e-30 * total || off == 0) break;
+            for (int p = 0; p < n - 1; p++)
+                for (int q = p + 1; q < n; q++)
+                {
+                    double apq = a[p * n + q];
+                    if (apq == 0) continue;
+                    double app = a[p * n + p], aqq = a[q * n + q];
+                    double theta = (aqq - app) / (2 * apq);
+                    double t = Math.Sign(theta) / (Math.Abs(theta) + Math.Sqrt(theta * theta + 1));
+                    if (theta == 0) t = 1;
+                    double c = 1 / Math.Sqrt(t * t + 1), s = t * c;
+                    for (int k = 0; k < n; k++)
+                    {
+                        double akp = a[k * n + p], akq = a[k * n + q];
+                        a[k * n + p] = c * akp - s * akq;
+                        a[k * n + q] = s * akp + c * akq;
+                    }
+                    for (int k = 0; k < n; k++)
+                    {
+                        double apk = a[p * n + k], aqk = a[q * n + k];
+                        a[p * n + k] = c * apk - s * aqk;
+                        a[q * n + k] = s * apk + c * aqk;
+                    }
+                    for (int k = 0; k < n; k++)
+                    {
+                        double vkp = vectors[k * n + p], vkq = vectors[k * n + q];
+                        vectors[k * n + p] = c * vkp - s * vkq;
+                        vectors[k * n + q] = s * vkp + c * vkq;
+                    }
+                }
+        }
+        // Sort descending (selection sort on columns; n is small).
+        for (int i = 0; i < n; i++) values[i] = a[i * n + i];
+        for (int i = 0; i < n; i++)
+        {
+            int best = i;
+            for (int j = i + 1; j < n; j++) if (values[j] > values[best]) best = j;
+            if (best == i) continue;
+            (values[i], values[best]) = (values[best], values[i]);
+            for (int k = 0; k < n; k++) (vectors[k * n + i], vectors[k * n + best]) = (vectors[k * n + best], vectors[k * n + i]);
+        }
+    }
+
+    /// <summary>Orthonormalises the columns of the d×p row-major matrix <paramref name="m"/> (modified Gram–Schmidt, twice).</summary>
+    public static void OrthonormalizeColumns(Span<double> m, int d, int p, Random rng)
+    {
+        for (int pass = 0; pass < 2; pass++)
+            for (int j = 0; j < p; j++)
+            {
+                for (int k = 0; k < j; k++)
+                {
+                    double dot = 0;
+                    for (int i = 0; i < d; i++) dot += m[i * p + j] * m[i * p + k];
+                    for (int i = 0; i < d; i++) m[i * p + j] -= dot * m[i * p + k];
+                }
+                double norm = 0;
+                for (int i = 0; i < d; i++) norm += m[i * p + j] * m[i * p + j];
+                if (norm < 1e-28)
+                {
+                    // A rank-deficient direction: replace it by a random one and orthogonalise again.
+                    for (int i = 0; i < d; i++) m[i * p + j] = rng.NextDouble() - 0.5;
+                    j--;
+                    continue;
+                }
+                double inv = 1 / Math.Sqrt(norm);
+                for (int i = 0; i < d; i++) m[i * p + j] *= inv;
+            }
+    }
+
+    /// <summary>
+    /// Orthonormal basis (d×p, row-major, columns by decreasing eigenvalue) of the dominant p-dimensional eigenspace of
+    /// the symmetric d×d matrix <paramref name="w"/>: seeded randomized subspace iteration, then Rayleigh–Ritz.
+    /// </summary>
+    public static double[] TopEigenvectors(ReadOnlySpan<double> w, int d, int p, int seed, int iterations = 8)
+    {
+        var rng = new Random(seed);
+        var q = new double[d * p];
+        for (int i = 0; i < q.Length; i++) q[i] = Gaussian(rng);
+        OrthonormalizeColumns(q, d, p, rng);
+        var z = new double[d * p];
+        for (int it = 0; it < iterations; it++)
+        {
+            MultiplySymmetric(w, d, q, p, z);
+            z.AsSpan().CopyTo(q);
+            OrthonormalizeColumns(q, d, p, rng);
+        }
+        MultiplySymmetric(w, d, q, p, z);
+        var h = new double[p * p];
+        for (int a = 0; a < p; a++)
+            for (int b = 0; b < p; b++)
+            {
+                double s = 0;
+                for (int i = 0; i < d; i++) s += q[i * p + a] * z[i * p + b];
+                h[a * p + b] = s;
+            }
+        for (int a = 0; a < p; a++) for (int b = 0; b < a; b++) h[a * p + b] = h[b * p + a] = 0.5 * (h[a * p + b] + h[b * p + a]);
+        var values = new double[p];
+        var vectors = new double[p * p];
+        SymmetricEigen(h, p, values, vectors);
+        var result = new double[d * p];
+        for (int i = 0; i < d; i++)
+            for (int b = 0; b < p; b++)
+            {
+                double s = 0;
+                for (int a = 0; a < p; a++) s += q[i * p + a] * vectors[a * p + b];
+                result[i * p + b] = s;
+            }
+        return result;
+    }
+
+    // z (d×p) = w (d×d) · q (d×p), all row-major.
+    private static void MultiplySymmetric(ReadOnlySpan<double> w, int d, ReadOnlySpan<double> q, int p, Span<double> z)
+    {
+        z[..(d * p)].Clear();
+        for (int i = 0; i < d; i++)
+        {
+            Span<double> zi = z.Slice(i * p, p);
+            ReadOnlySpan<double> wi = w.Slice(i * d, d);
+            for (int j = 0; j < d; j++)
+            {
+                double v = wi[j];
+                if (v != 0) TensorPrimitives.MultiplyAdd<double>(q.Slice(j * p, p), v, zi, zi);
+            }
+        }
+    }
+
+    public static double Gaussian(Random rng)
+    {
+        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>Offset of row <paramref name="i"/> (its diagonal element) in a packed upper triangle of order <paramref name="d"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int PackedRowOffset(int i, int d) => i * d - i * (i - 1) / 2;
+
+    /// <summary>Length of a packed upper triangle of order <paramref name="d"/>.</summary>
+    public static int PackedLength(int d) => d * (d + 1) / 2;
+
+    /// <summary>
+    /// packed += Σ_r x_r x_rᵀ on the packed upper triangle (row i holds columns i..d−1), for <paramref name="count"/>
+    /// float64 rows of length d in <paramref name="rows"/>.
+    /// </summary>
+    public static unsafe void PackedRankUpdate(Span<double> packed, int d, ReadOnlySpan<double> rows, int count)
+    {
+        if (packed.Length < PackedLength(d) || rows.Length < count * d) throw new ArgumentException("Spans are too short.");
+        fixed (double* pk = packed, px = rows)
+        {
+            // Row i of the triangle stays in L1 while every sample row updates it: the triangle is read and written once.
+            for (int i = 0; i < d; i++)
+            {
+                double* row = pk + PackedRowOffset(i, d) - i; // row[j] is element (i, j), j ≥ i
+                int r = 0;
+                if (Vector256.IsHardwareAccelerated)
+                    for (; r + 4 <= count; r += 4)
+                    {
+                        double* x0 = px + (long)r * d, x1 = x0 + d, x2 = x1 + d, x3 = x2 + d;
+                        var v0 = Vector256.Create(x0[i]); var v1 = Vector256.Create(x1[i]);
+                        var v2 = Vector256.Create(x2[i]); var v3 = Vector256.Create(x3[i]);
+                        int j = i;
+                        for (; j + 4 <= d; j += 4)
+                        {
+                            var acc = Vector256.Load(row + j);
+                            acc = Vector256.FusedMultiplyAdd(v0, Vector256.Load(x0 + j), acc);
+                            acc = Vector256.FusedMultiplyAdd(v1, Vector256.Load(x1 + j), acc);
+                            acc = Vector256.FusedMultiplyAdd(v2, Vector256.Load(x2 + j), acc);
+                            acc = Vector256.FusedMultiplyAdd(v3, Vector256.Load(x3 + j), acc);
+                            acc.Store(row + j);
+                        }
+                        double a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
+                        for (; j < d; j++) row[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j];
+                    }
+                for (; r < count; r++)
+                {
+                    double* x = px + (long)r * d;
+                    double a = x[i];
+                    for (int j = i; j < d; j++) row[j] += a * x[j];
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// result (d×p) = Q·M for the symmetric d×d matrix Q given as a packed upper triangle and the row-major d×p matrix M.
+    /// </summary>
+    public static unsafe void PackedSymmetricMultiply(ReadOnlySpan<double> packed, int d, ReadOnlySpan<double> m, int p, Span<double> result)
+    {
+        if (packed.Length < PackedLength(d) || m.Length < d * p || result.Length < d * p) throw new ArgumentException("Spans are too short.");
+        result[..(d * p)].Clear();
+        fixed (double* pk = packed, pm = m, pr = result)
+        {
+            for (int r = 0; r < d; r++)
+            {
+                double* row = pk + PackedRowOffset(r, d) - r; // row[j] = Q(r, j), j ≥ r
+                double* mr = pm + (long)r * p, tr = pr + (long)r * p;
+                Axpy(row[r], mr, tr, p);
+                for (int j = r + 1; j < d; j++)
+                {
+                    double q = row[j];
+                    Axpy(q, pm + (long)j * p, tr, p);    // (QM)[r,:] += Q(r,j)·M[j,:]
+                    Axpy(q, mr, pr + (long)j * p, p);    // (QM)[j,:] += Q(j,r)·M[r,:]
+                }
+            }
+        }
+    }
+
+    /// <summary>y += a·x over <paramref name="length"/> doubles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void Axpy(double a, double* x, double* y, int length)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(a);
+            for (; k + 4 <= length; k += 4) Vector256.FusedMultiplyAdd(va, Vector256.Load(x + k), Vector256.Load(y + k)).Store(y + k);
+        }
+        for (; k < length; k++) y[k] += a * x[k];
+    }
+}

@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using Vega.MLNet.Embedding;
+using Vega.MLNet.Imaging;
+using Vega.MLNet.Models;
+using Vega.MLNet.Text;
+
+namespace Vega.MLNet.Selection;
+
+/// <summary>Options of <see cref="VisionLanguageModelSelection.SelectVisionLanguageModel"/>.</summary>
+public sealed record VlmSelectionOptions
+{
+    /// <summary>Prompt templates for the class names (default <c>"a photo of a {}."</c>).</summary>
+    public PromptTemplates Templates { get; init; } = PromptTemplates.Default;
+
+    /// <summary>Text embedding options.</summary>
+    public TextEmbeddingOptions Text { get; init; } = TextEmbeddingOptions.Default;
+
+    /// <summary>Image embedding options (batch size, threads, cache folder, identity mode).</summary>
+    public ImageEmbeddingOptions Images { get; init; } = ImageEmbeddingOptions.Default;
+
+    /// <summary>Scoring options (ranking metric, VEGA hyper-parameters).</summary>
+    public SelectionOptions Selection { get; init; } = new();
+
+    /// <summary>k of the top-k recall when labels are present.</summary>
+    public int TopK { get; init; } = 3;
+
+    /// <summary>Called before each model is embedded, with its index and name (for progress displays).</summary>
+    public Action<int, ClipModel>? OnModelStarting { get; init; }
+
+    /// <summary>Replaces the plain engine call (e.g. to show a progress bar); null uses <see cref="ImageEmbedder.Embed"/>.</summary>
+    public Func<ClipModel, ImageSource, ImageEmbeddingOptions, CancellationToken, ImageEmbeddings>? EmbedImages { get; init; }
+}
+
+/// <summary>What happened to one candidate model during a selection run.</summary>
+/// <param name="ModelName">The model's name.</param>
+/// <param name="ImagesEmbedded">Images with an embedding (scored).</param>
+/// <param name="FromCache">Of those, served by the cache.</param>
+/// <param name="EmbeddingTime">Wall time of image and class-text embedding.</param>
+/// <param name="Accuracy">Zero-shot accuracy when the images carry labels.</param>
+public sealed record CandidateRun(string ModelName, int ImagesEmbedded, int FromCache, TimeSpan EmbeddingTime, double? Accuracy);
+
+/// <summary>The outcome of a model selection run.</summary>
+public sealed class VlmSelectionResult
+{
+    internal VlmSelectionResult(RankingResult ranking, EvaluationResult? evaluation, IReadOnlyList<CandidateRun> runs, IReadOnlyList<SkippedItem> skipped, IReadOnlyList<string> classNames, TimeSpan elapsed)
+    {
+        Ranking = ranking;
+        Evaluation = evaluation;
+        Runs = runs;
+        Skipped = skipped;
+        ClassNames = classNames;
+        Elapsed = elapsed;
+    }
+
+    /// <summary>Models ordered by the chosen metric, with every metric, VEGA's parts and diagnostics.</summary>
+    public RankingResult Ranking { get; }
+
+    /// <summary>The chosen model (first in <see cref="Ranking"/>).</summary>
+    public string ChosenModel => Ranking.Chosen.ModelName;
+
+    /// <summary>Kendall τ-b, Spearman ρ, top-1/top-k recall and regret of every metric, when every image has a label.</summary>
+    public EvaluationResult? Evaluation { get; }
+
+    /// <summary>Per-model embedding figures and accuracies.</summary>
+    public IReadOnlyList<CandidateRun> Runs { get; }
+
+    /// <summary>Images that could not be read (path and reason).</summary>
+    public IReadOnlyList<SkippedItem> Skipped { get; }
+
+    /// <summary>The classes, in order.</summary>
+    public IReadOnlyList<string> ClassNames { get; }
+
+    /// <summary>Wall time of the whole run (embedding + scoring).</summary>
+    public TimeSpan Elapsed { get; }
+}
+
+/// <summary>
+/// Unsupervised selection among candidate CLIP models for one task: each model embeds the class names (through the
+/// prompt templates) and the images (through the embedding engine and its cache), the label-free metrics are computed
+/// from the embeddings alone (<see cref="ModelSelector"/>), and the models are ranked. When every image carries a label
+/// (CSV label column, IDX labels, class sub-folders) the true zero-shot accuracies are computed too and every metric is
+/// evaluated against them.
+/// </summary>
+public static class VisionLanguageModelSelection
+{
+    /// <summary>Ranks <paramref name="models"/> by expected zero-shot accuracy on <paramref name="images"/> for <paramref name="classNames"/>.</summary>
+    /// <exception cref="ArgumentException">No models, duplicate model names, fewer than two classes, no readable image,
+    /// towers of different widths, or a label that is not one of the classes.</exception>
+    public static VlmSelectionResult SelectVisionLanguageModel(IReadOnlyList<ClipModel> models, ImageSource images, IReadOnlyList<string> classNames,
+        VlmSelectionOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(classNames);
+        options ??= new VlmSelectionOptions();
+        options.Selection.Validate();
+        if (models.Count == 0) throw new ArgumentException("No candidate models; give at least one model.", nameof(models));
+        PromptTemplates.ValidateClassNames(classNames);
+        if (classNames.Count < 2) throw new ArgumentException("Model selection needs at least two classes (with one class every model is trivially right).", nameof(classNames));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var m in models)
+            if (!seen.Add(m.Name)) throw new ArgumentException($"Two candidate models are named '{m.Name}'; give them distinct names (clip.json \"name\" or distinct folders).", nameof(models));
+        if (images.Count == 0) throw new ArgumentException($"No images in {images.Description}.", nameof(images));
+
+        var clock = Stopwatch.StartNew();
+        var classIndex = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int c = 0; c < classNames.Count; c++) classIndex[classNames[c]] = c;
+
+        var scores = new List<ModelScores>(models.Count);
+        var runs = new List<CandidateRun>(models.Count);
+        var accuracies = new Dictionary<string, double>(StringComparer.Ordinal);
+        IReadOnlyList<SkippedItem> skipped = [];
+        bool labelled = true;
+        for (int k = 0; k < models.Count; k++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var model = models[k];
+            options.OnModelStarting?.Invoke(k, model);
+            long t0 = Stopwatch.GetTimestamp();
+            var texts = model.EmbedClassNames(classNames, options.Templates, options.Text, cancellationToken);
+            var embedded = options.EmbedImages is { } embed
+                ? embed(model, images, options.Images, cancellationToken)
+                : ImageEmbedder.Embed(model, images, options.Images, cancellationToken);
+            var embeddingTime = Stopwatch.GetElapsedTime(t0);
+            if (embedded.Embeddings.Count == 0)
+                throw new ArgumentException($"No image of {images.Description} could be read ({embedded.Skipped.Count} skipped; first: {embedded.Skipped.FirstOrDefault()?.Reason}).", nameof(images));
+            if (embedded.Skipped.Count > skipped.Count) skipped = embedded.Skipped;
+
+            scores.Add(ModelSelector.Score(model.Name, embedded.Embeddings, texts, options.Selection));
+            double? accuracy = null;
+            if (labelled && Labels(embedded.Items, classIndex) is { } labels)
+            {
+                accuracy = SelectionEvaluation.ZeroShotAccuracy(embedded.Embeddings, texts, labels);
+                accuracies[model.Name] = accuracy.Value;
+            }
+            else labelled = false;
+            runs.Add(new CandidateRun(model.Name, embedded.Embeddings.Count, embedded.FromCache, embeddingTime, accuracy));
+        }
+
+        var ranking = new RankingResult
+        {
+            Metric = options.Selection.Metric,
+            Models = ModelSelector.Order(scores, options.Selection.Metric),
+            Warnings = [],
+            Options = options.Selection,
+            TotalTime = TimeSpan.FromTicks(scores.Sum(s => s.ScoringTime.Ticks)),
+        };
+        var evaluation = labelled ? SelectionEvaluation.Evaluate(ranking, accuracies, Math.Min(options.TopK, models.Count)) : null;
+        return new VlmSelectionResult(ranking, evaluation, runs, skipped, classNames, clock.Elapsed);
+    }
+
+    // The class index of every item, or null when some item has no label; an unknown label is an error.
+    private static int[]? Labels(IReadOnlyList<ImageItem> items, Dictionary<string, int> classIndex)
+    {
+        var labels = new int[items.Count];
+        for (int i = 0; i < items.Count; i++)
+        {
+            if (items[i].Label is not { } label) return null;
+            if (!classIndex.TryGetValue(label, out labels[i]))
+                throw new ArgumentException(
+                    $"Image '{items[i].Path ?? items[i].Id}' is labelled \"{label}\", which is not one of the {classIndex.Count} class names ({string.Join(", ", classIndex.Keys.Take(10))}{(classIndex.Count > 10 ? ", …" : "")}). " +
+                    "Labels must be spelt exactly like the class names.");
+        }
+        return labels;
+    }
+}
