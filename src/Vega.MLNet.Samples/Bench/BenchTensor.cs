@@ -228,6 +228,7 @@ internal static class BenchTensor
             tape.Backward(Ops.Sum(y));
             Console.WriteLine($"step {i}: forward {fwd:F0} ms, total {Stopwatch.GetElapsedTime(t0).TotalMilliseconds:F0} ms (backend {Gemm.Effective})");
         }
+        Console.WriteLine($"tensor pool after the steps: {TensorPool.RetainedBytes / 1e6:F0} MB retained");
         var prof = Tape.Profile!;
         Tape.Profile = null;
         Console.WriteLine($"{"op",-14}{"count",8}{"fwd ms/step",14}{"bwd ms/step",14}");
