@@ -1,3 +1,5 @@
+using VF = System.Numerics.Vector<float>;
+
 namespace Vega.MLNet.Tensors;
 
 /// <summary>
@@ -136,7 +138,23 @@ internal sealed class AdamW : Optimizer
         float stepSize = (float)(lr / (1 - Math.Pow(_o.Beta1, t)));
         float bc2Sqrt = (float)Math.Sqrt(1 - Math.Pow(_o.Beta2, t));
         float eps = (float)_o.Epsilon;
-        for (int i = 0; i < p.Length; i++)
+        int i = 0;
+        {
+            // Vectorised body (same operations and rounding as the scalar tail).
+            VF vDecay = new(decay), vB1 = new(b1), vB2 = new(b2), v1B1 = new(1 - b1), v1B2 = new(1 - b2);
+            VF vStep = new(stepSize), vBc2 = new(bc2Sqrt), vEps = new(eps);
+            for (; i <= p.Length - VF.Count; i += VF.Count)
+            {
+                var gi = new VF(g[i..]);
+                var pi = new VF(p[i..]) * vDecay;
+                var mi = vB1 * new VF(m, i) + v1B1 * gi;
+                var vi = vB2 * new VF(v, i) + v1B2 * gi * gi;
+                mi.CopyTo(m, i);
+                vi.CopyTo(v, i);
+                (pi - vStep * mi / (System.Numerics.Vector.SquareRoot(vi) / vBc2 + vEps)).CopyTo(p[i..]);
+            }
+        }
+        for (; i < p.Length; i++)
         {
             float gi = g[i];
             p[i] *= decay;
