@@ -48,6 +48,33 @@ internal abstract class Optimizer
 
     /// <summary>Zeroes the gradients (keeping the buffers).</summary>
     public void ZeroGrad() => Tape.ZeroGrad(Parameters);
+
+    /// <summary>The per-parameter state arrays by kind (e.g. SGD's momentum, AdamW's m and v), for checkpoints.</summary>
+    protected abstract IEnumerable<(string Kind, float[]?[] Buffers)> StateArrays();
+
+    /// <summary>The optimiser's state as named copies (<c>kind.index</c>) plus the step count, for a checkpoint.</summary>
+    public (Dictionary<string, float[]> Buffers, int StepCount) ExportState()
+    {
+        var state = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var (kind, buffers) in StateArrays())
+            for (int i = 0; i < buffers.Length; i++)
+                if (buffers[i] is { } b) state[$"{kind}.{i}"] = (float[])b.Clone();
+        return (state, StepCount);
+    }
+
+    /// <summary>Restores a state written by <see cref="ExportState"/> for the same parameters.</summary>
+    public void ImportState(IReadOnlyDictionary<string, float[]> state, int stepCount)
+    {
+        foreach (var (kind, buffers) in StateArrays())
+            for (int i = 0; i < buffers.Length; i++)
+            {
+                if (!state.TryGetValue($"{kind}.{i}", out var b)) { buffers[i] = null; continue; }
+                if (b.Length != Parameters[i].Length)
+                    throw new InvalidDataException($"Optimiser state {kind}.{i} has {b.Length} values, parameter {i} ({Parameters[i].Name ?? Parameters[i].ShapeString}) has {Parameters[i].Length}.");
+                buffers[i] = (float[])b.Clone();
+            }
+        StepCount = stepCount;
+    }
 }
 
 /// <summary>SGD settings (PyTorch semantics).</summary>
@@ -76,6 +103,8 @@ internal sealed class Sgd : Optimizer
             throw new ArgumentException("Nesterov momentum needs a momentum > 0 and zero dampening.", nameof(options));
         _buffers = new float[]?[Parameters.Count];
     }
+
+    protected override IEnumerable<(string Kind, float[]?[] Buffers)> StateArrays() { yield return ("momentum", _buffers); }
 
     protected override void Update(int index, Span<float> p, ReadOnlySpan<float> g)
     {
@@ -125,6 +154,12 @@ internal sealed class AdamW : Optimizer
         if (options.WeightDecay < 0) throw new ArgumentOutOfRangeException(nameof(options), options.WeightDecay, "Weight decay must be ≥ 0.");
         _m = new float[]?[Parameters.Count];
         _v = new float[]?[Parameters.Count];
+    }
+
+    protected override IEnumerable<(string Kind, float[]?[] Buffers)> StateArrays()
+    {
+        yield return ("m", _m);
+        yield return ("v", _v);
     }
 
     protected override void Update(int index, Span<float> p, ReadOnlySpan<float> g)
