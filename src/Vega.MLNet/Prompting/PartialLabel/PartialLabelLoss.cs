@@ -29,7 +29,7 @@ public enum PartialLabelLossKind
 internal sealed class PartialLabelLoss
 {
     private readonly CandidateLabels _candidates;
-    private readonly float[]? _confidence; // [N, C] for RC and LWS
+    private float[]? _confidence; // [N, C] for RC and LWS
 
     public PartialLabelLoss(PartialLabelLossKind kind, CandidateLabels candidates, float lwsBeta = 1f)
     {
@@ -57,6 +57,18 @@ internal sealed class PartialLabelLoss
     }
 
     public PartialLabelLossKind Kind { get; }
+
+    /// <summary>The confidences (RC, LWS) as one array, for checkpoints; null for stateless objectives.</summary>
+    public float[]? ConfidenceState
+    {
+        get => _confidence;
+        set
+        {
+            if (_confidence is null || value is null || value.Length != _confidence.Length)
+                throw new InvalidDataException($"The {Kind} objective expects {(_confidence?.Length ?? 0)} confidences, the checkpoint has {value?.Length ?? 0}.");
+            _confidence = (float[])value.Clone();
+        }
+    }
 
     public float LwsBeta { get; }
 
