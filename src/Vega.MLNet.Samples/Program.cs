@@ -19,6 +19,9 @@ internal static class Program
         yield return EmbedCommand.Create();
         yield return RankCommand.Create(evaluate: false);
         yield return RankCommand.Create(evaluate: true);
+        yield return TuneCommand.Create();
+        yield return PredictCommand.Create(evaluate: false);
+        yield return PredictCommand.Create(evaluate: true);
         yield return BenchCommand.Create();
     }
 }
