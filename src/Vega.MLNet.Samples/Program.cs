@@ -22,6 +22,7 @@ internal static class Program
         yield return TuneCommand.Create();
         yield return PredictCommand.Create(evaluate: false);
         yield return PredictCommand.Create(evaluate: true);
+        yield return SampleCommand.Create();
         yield return BenchCommand.Create();
     }
 }
