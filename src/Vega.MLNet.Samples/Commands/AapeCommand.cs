@@ -287,7 +287,7 @@ internal static class AapeCommand
                 LogitScale = clip.LogitScale,
                 Provenance = parse.GetValue(note) ?? "",
             };
-            var result = AapeExperiment.Run(data, settings, ct: ct);
+            var result = AapeExperiment.Run(data, settings, [.. AapeExperiment.DefaultMethods(settings), new AapeExperiment.CoOpMethod(clip)], ct);
             string markdown = AapeExperimentReport.ToMarkdown(result, "vega " + string.Join(' ', Environment.GetCommandLineArgs()[1..]));
             string path = parse.GetValue(output)!;
             if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir) Directory.CreateDirectory(dir);

@@ -24,6 +24,7 @@ internal static class AapeExperimentReport
         sb.Append(inv, $"Wall time {r.Elapsed.TotalMinutes:F1} min.\n\n");
         if (command is not null) sb.Append(inv, $"Reproduce: `{command}`\n\n");
         bool coopPresent = r.Methods.Any(m => m.Contains(CoOpPlaceholder, StringComparison.Ordinal));
+        string placeholderNote = "CoOp row: no CoOp method was registered in this run (AapeExperiment.ExtraMethods / `vega aape eval` registers it when the model supports it).";
 
         if (r.KShot.Count > 0)
         {
@@ -54,7 +55,10 @@ internal static class AapeExperimentReport
             }
             if (!coopPresent) sb.Append("| ").Append(CoOpPlaceholder).Append(" | n/a | n/a | n/a |\n");
             sb.Append('\n');
+            if (!coopPresent) sb.Append(placeholderNote).Append("\n\n");
         }
+
+        foreach (var (method, text) in r.Notes) sb.Append(inv, $"Note ({method}): {text}\n\n");
 
         if (r.Summaries.Count > 0)
         {

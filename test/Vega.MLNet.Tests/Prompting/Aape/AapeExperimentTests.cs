@@ -81,6 +81,21 @@ public sealed class AapeExperimentTests
         Assert.Contains("| CoOp stand-in |", md);
     }
 
+    [Fact]
+    public void CoOpRunsThroughThePromptTunerAndSaysWhyItHasNoNumbersYet()
+    {
+        using var model = Vega.MLNet.Models.ClipModel.Load(Path.Combine(Infrastructure.Fixtures.Onnx, "hf"));
+        var task = SyntheticTask.Create(classes: 4, dimension: model.EmbeddingDimension, trainPerClass: 2, testPerClass: 5, descriptionsPerClass: 2, seed: 6);
+        var settings = Small with { Shots = [1], Seeds = [1] };
+        var coop = new AapeExperiment.CoOpMethod(model);
+        var result = AapeExperiment.Run(Data(task), settings, [.. AapeExperiment.DefaultMethods(settings), coop]);
+        var md = AapeExperimentReport.ToMarkdown(result);
+        Assert.Contains("| CoOp |", md);
+        // Whatever the tuner answers, the report either has CoOp numbers or states the reason it has none.
+        if (result.KShot.Single(r => r.Method == "CoOp").Accuracy is var acc && double.IsNaN(acc))
+            Assert.Contains("Note (CoOp): CoOp gave no numbers:", md);
+    }
+
     /// <summary>A plug-in that shows the hook: it always answers the first class.</summary>
     private sealed class ConstantStandIn : IFewShotMethod
     {
