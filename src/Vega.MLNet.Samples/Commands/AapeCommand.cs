@@ -23,6 +23,7 @@ internal static class AapeCommand
         command.Subcommands.Add(Train());
         command.Subcommands.Add(Predict());
         command.Subcommands.Add(Eval());
+        command.Subcommands.Add(Synthetic());
         return command;
     }
 
@@ -288,13 +289,70 @@ internal static class AapeCommand
                 Provenance = parse.GetValue(note) ?? "",
             };
             var result = AapeExperiment.Run(data, settings, [.. AapeExperiment.DefaultMethods(settings), new AapeExperiment.CoOpMethod(clip)], ct);
-            string markdown = AapeExperimentReport.ToMarkdown(result, "vega " + string.Join(' ', Environment.GetCommandLineArgs()[1..]));
-            string path = parse.GetValue(output)!;
-            if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir) Directory.CreateDirectory(dir);
-            if (parse.GetValue(append)) File.AppendAllText(path, "\n" + markdown);
-            else File.WriteAllText(path, markdown);
-            Console.WriteLine(markdown);
-            AnsiConsole.MarkupLine(Markup.Escape($"wrote {path}"));
+            WriteReport(AapeExperimentReport.ToMarkdown(result, CommandLine()), parse.GetValue(output)!, parse.GetValue(append));
+            return 0;
+        })));
+        return command;
+    }
+
+    private static string CommandLine() =>
+        "vega " + string.Join(' ', Environment.GetCommandLineArgs()[1..].Select(a => a.Length > 0 && !a.Any(char.IsWhiteSpace) && !a.Contains('"') ? a : "\"" + a.Replace("\"", "\\\"", StringComparison.Ordinal) + "\""));
+
+    private static void WriteReport(string markdown, string path, bool append)
+    {
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir) Directory.CreateDirectory(dir);
+        if (append) File.AppendAllText(path, "\n" + markdown);
+        else File.WriteAllText(path, markdown);
+        Console.WriteLine(markdown);
+        AnsiConsole.MarkupLine(Markup.Escape($"wrote {path}"));
+    }
+
+    // ---------------------------------------------------------------- synthetic
+
+    private static Command Synthetic()
+    {
+        var training = new TrainingOptions();
+        var classes = new Option<int>("--classes") { Description = "Number of classes C.", DefaultValueFactory = _ => 10 };
+        var dim = new Option<int>("--dim") { Description = "Embedding width D.", DefaultValueFactory = _ => 512 };
+        var descriptions = new Option<int>("--descriptions") { Description = "Descriptions per class.", DefaultValueFactory = _ => 20 };
+        var irrelevant = new Option<double>("--irrelevant") { Description = "Fraction of descriptions that are noise.", DefaultValueFactory = _ => 0.3 };
+        var bias = new Option<double>("--prompt-bias") { Description = "Weight β of the next class in the handcrafted prompt w_c.", DefaultValueFactory = _ => 0.9 };
+        var noise = new Option<double>("--image-noise") { Description = "Noise σ of the images around their prototype (cos(x, μ) ≈ 1/√(1 + σ²)).", DefaultValueFactory = _ => 3.0 };
+        var shots = new Option<string>("--shots") { Description = "k values, comma-separated.", DefaultValueFactory = _ => "1,2,4,8,16" };
+        var seeds = new Option<string>("--seeds") { Description = "Seeds, comma-separated.", DefaultValueFactory = _ => "1,2,3" };
+        var dataSeed = new Option<int>("--data-seed") { Description = "Seed of the synthetic task itself.", DefaultValueFactory = _ => 7 };
+        var output = new Option<string>("--out") { Description = "Markdown file for the results.", Required = true };
+        var append = new Option<bool>("--append") { Description = "Append to --out instead of overwriting it." };
+        var command = new Command("synthetic", "Run the eval protocol on a synthetic embedding task with known structure (biased handcrafted prompt, informative descriptions; see SyntheticTask).")
+            { classes, dim, descriptions, irrelevant, bias, noise, shots, seeds, dataSeed, output, append };
+        training.AddTo(command);
+        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        {
+            int c = parse.GetValue(classes), d = parse.GetValue(dim);
+            var k = ParseInts(parse.GetValue(shots)!, "--shots");
+            var task = SyntheticTask.Create(c, d, trainPerClass: Math.Max(64, k.Max()), testPerClass: 200, parse.GetValue(descriptions), (ulong)parse.GetValue(dataSeed),
+                imageNoise: parse.GetValue(noise), promptBias: parse.GetValue(bias), irrelevant: parse.GetValue(irrelevant));
+            var options = training.Build(parse, 1) with { Temperature = parse.GetValue(training.Temperature) ?? 0.01 };
+            int? fixedEpochs = parse.GetValue(training.Epochs);
+            var settings = new ExperimentSettings
+            {
+                Shots = k,
+                Seeds = ParseInts(parse.GetValue(seeds)!, "--seeds"),
+                BaseToNew = true,
+                Options = options,
+                EpochsForShots = fixedEpochs is int e ? _ => e : ExperimentSettings.CoOpEpochs,
+                Log = new SynchronousProgress<string>(line => Console.WriteLine(line)),
+            };
+            var data = new ExperimentData
+            {
+                ModelName = $"synthetic C={c} D={d}",
+                ClassNames = task.ClassNames, ClassWeights = task.ClassWeights, Descriptions = task.Descriptions,
+                Pool = task.TrainImages, PoolLabels = task.TrainLabels, Test = task.TestImages, TestLabels = task.TestLabels,
+                Provenance = $"Synthetic task (SyntheticTask): unit prototypes μ_c; images normalize(μ_c + {parse.GetValue(noise)}ε); handcrafted prompt normalize(μ_c + {parse.GetValue(bias)}·μ_(c+1) + 0.5ε + 0.5m); " +
+                    $"{parse.GetValue(descriptions)} descriptions per class, {parse.GetValue(irrelevant):P0} of them noise, the rest normalize(μ_c + 0.6ε + 0.5m); m = a shared text offset (modality gap). Logit temperature 0.01.",
+            };
+            var result = AapeExperiment.Run(data, settings, ct: ct);
+            WriteReport(AapeExperimentReport.ToMarkdown(result, CommandLine()), parse.GetValue(output)!, parse.GetValue(append));
             return 0;
         })));
         return command;
