@@ -152,6 +152,7 @@ public sealed class ClassDescriptions
             string reason = e.Message;
             int cut = reason.IndexOf(" LineNumber:", StringComparison.Ordinal);
             if (cut > 0) reason = reason[..cut];
+            reason = reason.Replace(" Change the reader options.", "", StringComparison.Ordinal); // advice about .NET's reader, not the file
             throw new InvalidDataException(
                 $"The descriptions file '{path}' is not valid JSON at line {(e.LineNumber ?? 0) + 1}, position {(e.BytePositionInLine ?? 0) + 1}: {reason} " +
                 "Expected {\"class name\": [\"sentence\", ...], ...}.", e);
