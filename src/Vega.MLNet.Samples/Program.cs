@@ -19,6 +19,7 @@ internal static class Program
         yield return EmbedCommand.Create();
         yield return RankCommand.Create(evaluate: false);
         yield return RankCommand.Create(evaluate: true);
+        yield return DemoCommand.Create();
         yield return BenchCommand.Create();
     }
 }
