@@ -15,11 +15,11 @@ internal static class Program
 
     private static IEnumerable<Command> Commands()
     {
+        yield return DemoCommand.Create();
         yield return InfoCommand.Create();
         yield return EmbedCommand.Create();
         yield return RankCommand.Create(evaluate: false);
         yield return RankCommand.Create(evaluate: true);
-        yield return DemoCommand.Create();
         yield return BenchCommand.Create();
     }
 }

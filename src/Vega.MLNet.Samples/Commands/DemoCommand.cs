@@ -45,6 +45,12 @@ internal static class DemoCommand
         return command;
     }
 
+    private static string Shorten(string path)
+    {
+        string relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
+        return relative.StartsWith("..", StringComparison.Ordinal) ? path : relative;
+    }
+
     private static string FormatCount(long n) => n >= 1_000_000 ? $"{n / 1e6:F1}M" : $"{n / 1e3:F0}k";
 
     internal static void Print(DemoResult result)
@@ -102,7 +108,7 @@ internal static class DemoCommand
         var clean = result.Sets[0];
         AnsiConsole.MarkupLine($"summary: {Markup.Escape(result.SummaryJson)}   ({result.Elapsed.TotalSeconds:F1} s in all)");
         AnsiConsole.MarkupLine("Rank the same models on your own images with:");
-        AnsiConsole.MarkupLine(Markup.Escape($"  vega rank --models {string.Join(" ", zoo.Models.Select(m => Path.GetRelativePath(Environment.CurrentDirectory, m.Directory)))} " +
-            $"--images {Path.GetRelativePath(Environment.CurrentDirectory, clean.ImagesDirectory)} --classes {Path.GetRelativePath(Environment.CurrentDirectory, result.ClassesFile)}"));
+        AnsiConsole.MarkupLine(Markup.Escape($"  vega rank --models {string.Join(" ", zoo.Models.Select(m => Shorten(m.Directory)))} " +
+            $"--images {Shorten(clean.ImagesDirectory)} --classes {Shorten(result.ClassesFile)}"));
     }
 }

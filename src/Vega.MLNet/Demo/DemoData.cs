@@ -101,11 +101,16 @@ internal static class DemoPreprocessing
     /// PNG files), then through <see cref="ClipNetwork.ToGray"/>, the first step of every image tower. Returns
     /// count × 784 floats.
     /// </summary>
-    public static float[] GrayInputs(IdxImages images, IReadOnlyList<int> indices)
+    public static float[] GrayInputs(IdxImages images, IReadOnlyList<int> indices) => Process(images, indices, gray: true);
+
+    /// <summary>The preprocessed RGB tensors (count × 3 × 28 × 28) of images <paramref name="indices"/>: what a deployed model receives.</summary>
+    public static float[] Pixels(IdxImages images, IReadOnlyList<int> indices) => Process(images, indices, gray: false);
+
+    private static float[] Process(IdxImages images, IReadOnlyList<int> indices, bool gray)
     {
         var pre = new ImagePreprocessor(Settings);
         int plane = 28 * 28, n = indices.Count;
-        var result = new float[(long)n * plane];
+        var result = new float[(long)n * plane * (gray ? 1 : 3)];
         const int chunk = 512;
         int chunks = (n + chunk - 1) / chunk;
         Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, c =>
@@ -114,10 +119,14 @@ internal static class DemoPreprocessing
             var pixels = new float[count * 3 * plane];
             for (int i = 0; i < count; i++)
                 pre.Process(RgbImage.FromGray(images.Gray(indices[start + i]), 28, 28), pixels.AsSpan(i * 3 * plane, 3 * plane));
+            if (!gray)
+            {
+                pixels.CopyTo(result.AsSpan(start * 3 * plane, count * 3 * plane));
+                return;
+            }
             using var scope = new TensorScope();
             using var noGrad = Tape.NoGrad();
-            var gray = ClipNetwork.ToGray(Tensor.Wrap(pixels, count, 3, 28, 28));
-            gray.Span.CopyTo(result.AsSpan(start * plane, count * plane));
+            ClipNetwork.ToGray(Tensor.Wrap(pixels, count, 3, 28, 28)).Span.CopyTo(result.AsSpan(start * plane, count * plane));
         });
         return result;
     }

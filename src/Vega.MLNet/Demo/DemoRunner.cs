@@ -84,8 +84,10 @@ internal static class DemoRunner
         Directory.CreateDirectory(downstream);
         string classesFile = Path.Combine(downstream, "classes.txt");
         File.WriteAllText(classesFile, string.Join("\n", DemoCaptions.ClassNames) + "\n");
+        long t0 = Stopwatch.GetTimestamp();
         var clean = WriteSet(Path.Combine(downstream, "clean"), data, count, null);
         var shifted = WriteSet(Path.Combine(downstream, options.Shift.ToString().ToLowerInvariant()), data, count, options.Shift);
+        log($"downstream sets: {count} test images as PNG, clean and {ImageShift.Describe(options.Shift)}, in {downstream} ({Stopwatch.GetElapsedTime(t0).TotalSeconds:F1} s)");
 
         var models = new List<ClipModel>();
         var sets = new List<DemoSet>();

@@ -98,7 +98,7 @@ internal static class ImageShift
             }
     }
 
-    private static void Rotate(ReadOnlySpan<byte> src, Span<byte> dst, int w, int h, double degrees)
+    internal static void Rotate(ReadOnlySpan<byte> src, Span<byte> dst, int w, int h, double degrees)
     {
         double a = degrees * Math.PI / 180, cos = Math.Cos(a), sin = Math.Sin(a);
         double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Vega.MLNet.Models;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
 
@@ -101,6 +102,13 @@ internal sealed record ZooModel
 
     /// <summary>Zero-shot accuracy of the trainer's forward pass on the first <see cref="ZooDefinition.EvaluationImages"/> test images.</summary>
     public required double TrainerAccuracy { get; init; }
+
+    /// <summary>
+    /// Largest difference between the exported package run by ONNX Runtime (loaded through ClipModel) and the trainer's
+    /// forward pass, over L2-normalised embeddings of <see cref="ZooBuilder.ParityImages"/> test images and every
+    /// caption of the corpus; the build fails above <see cref="ZooBuilder.ParityTolerance"/>.
+    /// </summary>
+    public required double OrtMaxDifference { get; init; }
 }
 
 /// <summary>The zoo on disk.</summary>
@@ -115,6 +123,12 @@ internal sealed record ZooBuild(ZooDefinition Definition, string Directory, stri
 /// </summary>
 internal static class ZooBuilder
 {
+    /// <summary>Test images on which every exported model is checked against the trainer.</summary>
+    public const int ParityImages = 256;
+
+    /// <summary>Largest accepted difference of normalised embeddings between ONNX Runtime and the trainer.</summary>
+    public const double ParityTolerance = 1e-4;
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
 
     public static string CacheKey(ZooDefinition zoo, string dataHash)
@@ -171,6 +185,7 @@ internal static class ZooBuilder
             var evalIdx = Enumerable.Range(0, evalCount).ToArray();
             var evalGray = DemoPreprocessing.GrayInputs(data.Test, evalIdx);
             var evalLabels = data.TestLabels.AsSpan(0, evalCount).ToArray();
+            var evalPixels = DemoPreprocessing.Pixels(data.Test, evalIdx.Take(ParityImages).ToArray());
 
             int saved = Parallelism.ThreadCount;
             int w = workers > 0 ? workers : Math.Max(1, Math.Min(Environment.ProcessorCount, todo.Count));
@@ -196,7 +211,7 @@ internal static class ZooBuilder
                             }
                             try
                             {
-                                models[i] = TrainOne(zoo, zoo.Models[i], tokenizer, tokDir, pool, evalGray, evalLabels, Path.Combine(dir, zoo.Models[i].Name), log, cancellationToken);
+                                models[i] = TrainOne(zoo, zoo.Models[i], tokenizer, tokDir, pool, evalGray, evalLabels, evalPixels, Path.Combine(dir, zoo.Models[i].Name), log, cancellationToken);
                             }
                             catch (Exception e)
                             {
@@ -237,7 +252,7 @@ internal static class ZooBuilder
     }
 
     private static ZooModel TrainOne(ZooDefinition zoo, ZooModelSpec spec, ClipTokenizer tokenizer, string tokDir, TrainingPool pool,
-        float[] evalGray, byte[] evalLabels, string directory, Action<string>? log, CancellationToken ct)
+        float[] evalGray, byte[] evalLabels, float[] evalPixels, string directory, Action<string>? log, CancellationToken ct)
     {
         var net = new ClipNetwork(spec.Architecture, tokenizer.VocabularySize, zoo.ContextLength, new Rng(zoo.ModelSeed(spec.Name)));
         log?.Invoke($"{spec.Name}: training {spec.Architecture.Describe()}, {net.Parameters.Count:N0} parameters");
@@ -246,6 +261,10 @@ internal static class ZooBuilder
         double accuracy = ClipTrainer.ZeroShotAccuracy(net, tokenizer, evalGray, evalLabels);
         string tmp = directory + ".tmp";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        ClipExporter.Export(net, tokDir, tmp, spec.Name, new Dictionary<string, object> { ["vega_demo"] = new { zoo = zoo.Name, spec.Architecture, spec.Training } });
+        double parity = CheckParity(net, tokenizer, tmp, evalPixels, evalGray);
+        if (!(parity <= ParityTolerance))
+            throw new InvalidOperationException($"The exported model '{spec.Name}' ({tmp}) differs from the trainer by {parity:E2} (> {ParityTolerance:E0}) in ONNX Runtime; this is a bug in the exporter.");
         var model = new ZooModel
         {
             Spec = spec,
@@ -258,14 +277,30 @@ internal static class ZooBuilder
             EpochLoss = report.EpochLoss,
             LogitScale = report.LogitScale,
             TrainerAccuracy = accuracy,
+            OrtMaxDifference = parity,
         };
-        ClipExporter.Export(net, tokDir, tmp, spec.Name, new Dictionary<string, object> { ["vega_demo"] = new { zoo = zoo.Name, spec.Architecture, spec.Training } });
         SafeTensors.SaveParameters(Path.Combine(tmp, "weights.safetensors"), net.Parameters.All);
         File.WriteAllText(Path.Combine(tmp, "training.json"), JsonSerializer.Serialize(model, Json) + "\n");
         if (Directory.Exists(directory)) Directory.Delete(directory, true);
         Directory.Move(tmp, directory);
-        log?.Invoke($"{spec.Name}: done in {report.Elapsed.TotalSeconds:F1} s, trainer zero-shot accuracy {accuracy:P1}");
+        log?.Invoke($"{spec.Name}: done in {report.Elapsed.TotalSeconds:F1} s, trainer zero-shot accuracy {accuracy:P1}, ONNX Runtime within {parity:E1}");
         return model;
+    }
+
+    /// <summary>Max |ORT − trainer| over normalised embeddings of the given images (pixels and their gray inputs) and of the caption corpus.</summary>
+    internal static double CheckParity(ClipNetwork net, ClipTokenizer tokenizer, string packageDirectory, float[] pixels, float[] gray)
+    {
+        int n = Math.Min(pixels.Length / (3 * 784), gray.Length / 784);
+        using var model = ClipModel.Load(packageDirectory);
+        var ortImages = model.EmbedPixels(pixels.AsMemory(0, n * 3 * 784), n);
+        var trainerImages = ClipTrainer.EmbedGray(net, gray.AsSpan(0, n * 784), n);
+        var texts = DemoCaptions.Corpus().ToList();
+        var ortTexts = model.EmbedTexts(texts);
+        var trainerTexts = ClipTrainer.EmbedTexts(net, tokenizer, texts);
+        double worst = 0;
+        for (int i = 0; i < trainerImages.Length; i++) worst = Math.Max(worst, Math.Abs((double)trainerImages[i] - ortImages.Data[i]));
+        for (int i = 0; i < trainerTexts.Length; i++) worst = Math.Max(worst, Math.Abs((double)trainerTexts[i] - ortTexts.Data[i]));
+        return worst;
     }
 
     /// <summary>The trainer network of a built model, with its weights (for parity checks).</summary>
