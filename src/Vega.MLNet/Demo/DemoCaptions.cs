@@ -4,6 +4,7 @@ using Vega.MLNet.Tensors;
 namespace Vega.MLNet.Demo;
 
 /// <summary>What happens to the training images of classes a model does not cover.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<CoverageMode>))]
 internal enum CoverageMode
 {
     /// <summary>Images of uncovered classes are left out of training.</summary>
