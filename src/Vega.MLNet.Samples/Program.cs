@@ -20,6 +20,10 @@ internal static class Program
         yield return EmbedCommand.Create();
         yield return RankCommand.Create(evaluate: false);
         yield return RankCommand.Create(evaluate: true);
+        yield return TuneCommand.Create();
+        yield return PredictCommand.Create(evaluate: false);
+        yield return PredictCommand.Create(evaluate: true);
+        yield return SampleCommand.Create();
         yield return BenchCommand.Create();
     }
 }

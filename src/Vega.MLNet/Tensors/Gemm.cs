@@ -3,7 +3,11 @@ namespace Vega.MLNet.Tensors;
 /// <summary>Which matrix-multiply kernel <see cref="Gemm"/> uses.</summary>
 internal enum GemmBackend
 {
-    /// <summary>OpenBLAS when <c>libopenblas.so.0</c> loads, otherwise the managed kernel.</summary>
+    /// <summary>
+    /// The managed kernel on CPUs with AVX-512 (Debian's OpenBLAS 0.3.21 runs its AVX2 Haswell kernels there and was
+    /// measured slower: 159 vs 280 GFLOP/s at 4096×512×2048, docs/benchmarks.md); otherwise OpenBLAS when
+    /// <c>libopenblas.so.0</c> loads; otherwise the managed kernel.
+    /// </summary>
     Auto,
 
     /// <summary>Always OpenBLAS (throws when it is not installed).</summary>
@@ -34,7 +38,7 @@ internal static unsafe class Gemm
     /// <summary>The kernel that runs now (Auto resolved).</summary>
     public static GemmBackend Effective => Backend switch
     {
-        GemmBackend.Auto => OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Managed,
+        GemmBackend.Auto => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || !OpenBlas.IsAvailable ? GemmBackend.Managed : GemmBackend.OpenBlas,
         _ => Backend,
     };
 

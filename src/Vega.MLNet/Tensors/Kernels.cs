@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Vega.MLNet.Tensors;
 
@@ -295,7 +296,20 @@ internal static unsafe class Kernels
         // o = (a != 0) ? b : c
         public void Run(float* o, int so, float* a, int sa, float* b, int sb, float* c, int sc, int n)
         {
-            for (int i = 0; i < n; i++) o[(nint)i * so] = a[(nint)i * sa] != 0 ? b[(nint)i * sb] : c[(nint)i * sc];
+            int i = 0;
+            if (so == 1 && sa == 1 && (sb | 1) == 1 && (sc | 1) == 1 && Vector256.IsHardwareAccelerated)
+            {
+                // Contiguous output and condition; each value operand contiguous or a scalar.
+                var zero = Vector256<float>.Zero;
+                for (; i <= n - 8; i += 8)
+                {
+                    var cond = Vector256.Equals(Vector256.Load(a + i), zero);
+                    var vb = sb == 1 ? Vector256.Load(b + i) : Vector256.Create(*b);
+                    var vc = sc == 1 ? Vector256.Load(c + i) : Vector256.Create(*c);
+                    Vector256.Store(Vector256.ConditionalSelect(cond, vc, vb), o + i);
+                }
+            }
+            for (; i < n; i++) o[(nint)i * so] = a[(nint)i * sa] != 0 ? b[(nint)i * sb] : c[(nint)i * sc];
         }
     }
 
@@ -340,8 +354,8 @@ internal static unsafe class Kernels
         var plan = MakePlan(x.Shape, outStridesKeep, x.Strides);
         int r = plan.Shape.Length;
         bool innerReduced = plan.Strides[0][r - 1] == 0 && plan.Shape[r - 1] > 1;
-        var acc = new double[outLen];
-        if (max) Array.Fill(acc, double.NegativeInfinity);
+        var acc = System.Buffers.ArrayPool<double>.Shared.Rent(Math.Max(outLen, 1));
+        Array.Fill(acc, max ? double.NegativeInfinity : 0.0, 0, outLen);
         var outSpan = output.Span;
         // The output index set is partitioned over threads only along kept dimensions; to stay simple and deterministic
         // we parallelise when the outermost plan dimension is kept (each chunk then owns distinct outputs).
@@ -363,6 +377,7 @@ internal static unsafe class Kernels
             else ReduceBlock(plan, 0, pacc, xb, innerReduced, max);
         }
         for (int i = 0; i < outLen; i++) outSpan[i] = (float)acc[i];
+        System.Buffers.ArrayPool<double>.Shared.Return(acc);
     }
 
     // Reduces the sub-plan starting at dimension 'dim' (outer odometer over dims dim..r-2, inner run r-1).

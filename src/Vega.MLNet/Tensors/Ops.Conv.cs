@@ -190,7 +190,9 @@ internal static partial class Ops
         var (n, c, h, w, ho, wo, s) = PoolGeometry(x, kernel, stride, padding, "MaxPool2d");
         var xc = Kernels.Contiguous(x);
         var y = Tensor.Empty(n, c, ho, wo);
-        var arg = new int[y.Length];
+        if ((long)h * w >= 1 << 24) throw new ArgumentException($"MaxPool2d: planes of {h}×{w} are too large (max 2^24 elements).", nameof(x));
+        var argT = Tensor.Empty(n, c, ho, wo); // index of the maximum within its plane (exact in float32: planes < 2^24)
+        var arg = argT.Data;
         float[] xa = xc.Data, ya = y.Data;
         int xo = xc.Offset;
         Parallelism.For(n * c, (long)ho * wo * kernel * kernel, (p0, p1) =>
@@ -233,7 +235,7 @@ internal static partial class Ops
                     for (int p = p0; p < p1; p++)
                         for (int q = 0; q < ho * wo; q++)
                         {
-                            int idx = arg[p * ho * wo + q];
+                            int idx = (int)arg[p * ho * wo + q];
                             if (idx >= 0) ba[bo + p * h * w + idx] += ga[go + p * ho * wo + q];
                         }
                 });

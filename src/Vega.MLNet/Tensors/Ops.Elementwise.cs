@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using VF = System.Numerics.Vector<float>;
 
 namespace Vega.MLNet.Tensors;
 
@@ -34,11 +35,11 @@ internal static partial class Ops
             switch (op)
             {
                 case BinaryOp.Add:
-                    Tape.Accumulate(a, SumToShape(g, a.Shape));
-                    Tape.Accumulate(b, SumToShape(g, b.Shape));
+                    if (a.RequiresGrad) Tape.Accumulate(a, SumToShape(g, a.Shape));
+                    if (b.RequiresGrad) Tape.Accumulate(b, SumToShape(g, b.Shape));
                     break;
                 case BinaryOp.Sub:
-                    Tape.Accumulate(a, SumToShape(g, a.Shape));
+                    if (a.RequiresGrad) Tape.Accumulate(a, SumToShape(g, a.Shape));
                     if (b.RequiresGrad) Tape.Accumulate(b, NegRaw(SumToShape(g, b.Shape)));
                     break;
                 case BinaryOp.Mul:
@@ -241,7 +242,13 @@ internal static partial class Ops
         if (Tape.Needs(x))
             Tape.Record("Relu", y, [x], g => Tape.Accumulate(x, MapBinaryRaw(y, g, (ys, gs, d) =>
             {
-                for (int i = 0; i < d.Length; i++) d[i] = ys[i] > 0 ? gs[i] : 0f;
+                int i = 0;
+                for (; i <= d.Length - VF.Count; i += VF.Count)
+                {
+                    var v = new VF(ys[i..]);
+                    System.Numerics.Vector.ConditionalSelect(System.Numerics.Vector.GreaterThan(v, VF.Zero), new VF(gs[i..]), VF.Zero).CopyTo(d[i..]);
+                }
+                for (; i < d.Length; i++) d[i] = ys[i] > 0 ? gs[i] : 0f;
             })));
         return y;
     }
@@ -252,7 +259,13 @@ internal static partial class Ops
         if (Tape.Needs(x))
             Tape.Record("Sigmoid", y, [x], g => Tape.Accumulate(x, MapBinaryRaw(y, g, (ys, gs, d) =>
             {
-                for (int i = 0; i < d.Length; i++) d[i] = gs[i] * ys[i] * (1f - ys[i]);
+                int i = 0;
+                for (; i <= d.Length - VF.Count; i += VF.Count)
+                {
+                    var v = new VF(ys[i..]);
+                    (new VF(gs[i..]) * v * (VF.One - v)).CopyTo(d[i..]);
+                }
+                for (; i < d.Length; i++) d[i] = gs[i] * ys[i] * (1f - ys[i]);
             })));
         return y;
     }
@@ -263,7 +276,13 @@ internal static partial class Ops
         if (Tape.Needs(x))
             Tape.Record("Tanh", y, [x], g => Tape.Accumulate(x, MapBinaryRaw(y, g, (ys, gs, d) =>
             {
-                for (int i = 0; i < d.Length; i++) d[i] = gs[i] * (1f - ys[i] * ys[i]);
+                int i = 0;
+                for (; i <= d.Length - VF.Count; i += VF.Count)
+                {
+                    var v = new VF(ys[i..]);
+                    (new VF(gs[i..]) * (VF.One - v * v)).CopyTo(d[i..]);
+                }
+                for (; i < d.Length; i++) d[i] = gs[i] * (1f - ys[i] * ys[i]);
             })));
         return y;
     }
@@ -298,9 +317,17 @@ internal static partial class Ops
         if (Tape.Needs(x))
             Tape.Record("QuickGelu", y, [x], g => Tape.Accumulate(x, MapBinaryRaw(x, g, (xs, gs, d) =>
             {
+                // d = g·(σ + 1.702x·σ(1 − σ)), σ = σ(1.702x)
                 TensorPrimitives.Multiply(xs, 1.702f, d);
                 TensorPrimitives.Sigmoid(d, d);
-                for (int i = 0; i < d.Length; i++)
+                int i = 0;
+                var k = new VF(1.702f);
+                for (; i <= d.Length - VF.Count; i += VF.Count)
+                {
+                    var sv = new VF(d[i..]);
+                    (new VF(gs[i..]) * (sv + k * new VF(xs[i..]) * sv * (VF.One - sv))).CopyTo(d[i..]);
+                }
+                for (; i < d.Length; i++)
                 {
                     float s = d[i];
                     d[i] = gs[i] * (s + 1.702f * xs[i] * s * (1f - s));

@@ -50,6 +50,8 @@ internal static partial class Ops
 
     /// <summary>
     /// A fully connected layer: x [..., in] · Wᵀ + bias with W [out, in] (PyTorch nn.Linear layout), bias [out] or null.
+    /// One GEMM over all leading dimensions, the bias pre-filled into the output (β = 1); backward: dx = g·W,
+    /// dW = gᵀ·x (one GEMM over the folded batch), db = column sums of g.
     /// </summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
@@ -58,8 +60,35 @@ internal static partial class Ops
             throw new ArgumentException($"Linear: input {x.ShapeString} does not end in the weight's input size {weight.Shape[1]} ({weight.ShapeString}).", nameof(x));
         if (bias is not null && (bias.Rank != 1 || bias.Shape[0] != weight.Shape[0]))
             throw new ArgumentException($"Linear: the bias must be [{weight.Shape[0]}]; got {bias.ShapeString}.", nameof(bias));
-        var y = MatMul(x, SwapAxes(weight, 0, 1));
-        return bias is null ? y : Add(y, bias);
+        if (x.Rank == 1) return Squeeze(Linear(Unsqueeze(x, 0), weight, bias), 0);
+        int outDim = weight.Shape[0];
+        var shape = (int[])x.Shape.Clone();
+        shape[^1] = outDim;
+        var y = Tensor.Empty(shape);
+        float beta = 0f;
+        if (bias is not null)
+        {
+            Kernels.Copy(bias, y);
+            beta = 1f;
+        }
+        BatchedGemm(x, false, weight, true, y, beta);
+        var inputs = bias is null ? new[] { x, weight } : new[] { x, weight, bias };
+        if (Tape.Needs(inputs))
+            Tape.Record("Linear", y, inputs, g =>
+            {
+                var gc = Kernels.Contiguous(g);
+                if (x.RequiresGrad) BatchedGemm(gc, false, weight, false, Tape.GradBuffer(x)!, 1f);
+                if (weight.RequiresGrad)
+                {
+                    // dW[out, in] = Σ over all leading positions of gᵀ·x: fold everything into one [rows, ·] matrix.
+                    int rows = x.Length / x.Shape[^1];
+                    var x2 = Reshape(x, rows, x.Shape[^1]);
+                    var g2 = gc.View(gc.Offset, [rows, outDim], [outDim, 1]);
+                    BatchedGemm(g2, true, x2, false, Tape.GradBuffer(weight)!, 1f);
+                }
+                if (bias is { RequiresGrad: true }) Tape.Accumulate(bias, SumToShape(gc, bias.Shape));
+            });
+        return y;
     }
 
     /// <summary>ONNX Gemm: alpha·op(A)·op(B) + beta·C for 2-D A and B, C broadcast to [M, N] (or null).</summary>
@@ -141,24 +170,42 @@ internal static partial class Ops
             }
 
             // General: one GEMM per batch index.
+            var offA = new long[batches];
+            var offB = new long[batches];
+            var offO = new long[batches];
             var idx = new int[rank];
-            long offA = 0, offB = 0, offO = 0;
+            long oa = 0, ob = 0, oo = 0;
             for (long it = 0; it < batches; it++)
             {
-                Tensors.Gemm.Sgemm(ta, tb, m, n, k, 1f, a0 + offA, ma.Ld, b0 + offB, mb.Ld, beta, o0 + offO, n);
+                offA[it] = oa; offB[it] = ob; offO[it] = oo;
                 for (int d = rank - 1; d >= 0; d--)
                 {
                     if (++idx[d] < batch[d])
                     {
-                        offA += sa[d]; offB += sb[d]; offO += so[d];
+                        oa += sa[d]; ob += sb[d]; oo += so[d];
                         break;
                     }
                     idx[d] = 0;
-                    offA -= (long)(batch[d] - 1) * sa[d];
-                    offB -= (long)(batch[d] - 1) * sb[d];
-                    offO -= (long)(batch[d] - 1) * so[d];
+                    oa -= (long)(batch[d] - 1) * sa[d];
+                    ob -= (long)(batch[d] - 1) * sb[d];
+                    oo -= (long)(batch[d] - 1) * so[d];
                 }
             }
+            int lda = ma.Ld, ldb = mb.Ld;
+            double flops = 2.0 * m * n * k;
+            if (!reducing && batches >= 2 && flops < 8e6 && Tensors.Gemm.Effective == GemmBackend.Managed && Parallelism.ThreadCount > 1)
+            {
+                // Many small products (attention heads): one single-threaded kernel call per matrix, matrices in parallel.
+                nint na = (nint)a0, nb = (nint)b0, no = (nint)o0;
+                Parallelism.For((int)batches, (long)flops, (s0, s1) =>
+                {
+                    for (int it = s0; it < s1; it++)
+                        ManagedGemm.Sgemm(ta, tb, m, n, k, 1f, (float*)na + offA[it], lda, (float*)nb + offB[it], ldb, beta, (float*)no + offO[it], n, threads: 1);
+                });
+                return;
+            }
+            for (long it = 0; it < batches; it++)
+                Tensors.Gemm.Sgemm(ta, tb, m, n, k, 1f, a0 + offA[it], lda, b0 + offB[it], ldb, beta, o0 + offO[it], n);
         }
     }
 

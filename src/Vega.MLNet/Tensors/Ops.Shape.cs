@@ -12,6 +12,7 @@ internal static partial class Ops
         var target = ResolveShape(x, shape);
         Tensor y;
         if (x.IsContiguous) y = x.View(x.Offset, target, Shapes.ContiguousStrides(target));
+        else if (ViewStrides(x.Shape, x.Strides, target) is { } strides) y = x.View(x.Offset, target, strides);
         else
         {
             y = Tensor.Empty(target);
@@ -23,8 +24,60 @@ internal static partial class Ops
 
     private static Tensor ReshapeRaw(Tensor g, int[] shape)
     {
+        if (!g.IsContiguous && ViewStrides(g.Shape, g.Strides, shape) is { } strides) return g.View(g.Offset, shape, strides);
         var gc = Kernels.Contiguous(g);
         return gc.View(gc.Offset, shape, Shapes.ContiguousStrides(shape));
+    }
+
+    /// <summary>
+    /// Strides that present a strided tensor of <paramref name="shape"/> as <paramref name="target"/> (same element
+    /// order) without copying, or null when the reshape merges dimensions that are not contiguous with each other.
+    /// Groups of old dimensions are matched with groups of new dimensions of equal product; within a group the old
+    /// dimensions must nest (stride[i] = stride[i+1]·dim[i+1]), then the new strides are derived from the group's
+    /// innermost stride. Size-1 dimensions are free.
+    /// </summary>
+    internal static int[]? ViewStrides(int[] shape, int[] strides, int[] target)
+    {
+        if (Shapes.Product(shape) == 0) return null;
+        var od = new List<int>();
+        var os = new List<int>();
+        for (int i = 0; i < shape.Length; i++)
+            if (shape[i] != 1) { od.Add(shape[i]); os.Add(strides[i]); }
+        var ns = new int[target.Length];
+        int oi = 0, ni = 0;
+        // Leading new dims of size 1 (and any size-1 dims met between groups) get a harmless stride.
+        while (ni < target.Length && oi < od.Count)
+        {
+            if (target[ni] == 1) { ns[ni] = 0; ni++; continue; }
+            int nj = ni + 1, oj = oi + 1;
+            long np = target[ni], op = od[oi];
+            while (np != op)
+            {
+                if (np < op)
+                {
+                    if (nj >= target.Length) return null;
+                    np *= target[nj++];
+                }
+                else
+                {
+                    if (oj >= od.Count) return null;
+                    op *= od[oj++];
+                }
+            }
+            for (int k = oi; k < oj - 1; k++)
+                if (os[k] != od[k + 1] * os[k + 1]) return null;
+            ns[nj - 1] = os[oj - 1];
+            for (int k = nj - 1; k > ni; k--) ns[k - 1] = ns[k] * target[k];
+            ni = nj;
+            oi = oj;
+        }
+        if (oi < od.Count) return null;
+        for (; ni < target.Length; ni++)
+        {
+            if (target[ni] != 1) return null;
+            ns[ni] = 0;
+        }
+        return ns;
     }
 
     private static int[] ResolveShape(Tensor x, int[] shape)

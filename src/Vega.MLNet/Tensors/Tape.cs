@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Vega.MLNet.Tensors;
 
 /// <summary>
@@ -18,6 +20,21 @@ internal sealed class Tape : IDisposable
     [ThreadStatic] private static List<TensorStorage>? t_pending; // buffers allocated by the running backward function
 
     private readonly List<Node> _nodes = [];
+    private long _lastRecord;
+
+    /// <summary>
+    /// Diagnostics: when set (on the recording thread), forward time (since the previous recorded op) and backward time
+    /// are accumulated per op name. Costs two timestamps per op; off (null) by default.
+    /// </summary>
+    [ThreadStatic] internal static Dictionary<string, OpProfile>? Profile;
+
+    /// <summary>Accumulated timings of one op kind.</summary>
+    internal sealed class OpProfile
+    {
+        public int Count;
+        public double ForwardSeconds;
+        public double BackwardSeconds;
+    }
     private readonly TensorScope _scope;
     private readonly Tape? _parent;
     private bool _disposed;
@@ -86,6 +103,14 @@ internal sealed class Tape : IDisposable
         var tape = t_current ?? throw new InvalidOperationException("No tape is recording.");
         var node = new Node(op, output, inputs, backward, tape);
         tape._nodes.Add(node);
+        if (Profile is { } profile)
+        {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            var p = CollectionsMarshal.GetValueRefOrAddDefault(profile, op, out _) ??= new OpProfile();
+            p.Count++;
+            if (tape._lastRecord != 0) p.ForwardSeconds += (now - tape._lastRecord) / (double)System.Diagnostics.Stopwatch.Frequency;
+            tape._lastRecord = now;
+        }
         output.GradFn = node;
         output.RequiresGrad = true;
     }
@@ -133,6 +158,7 @@ internal sealed class Tape : IDisposable
                 var g = node.Output.Grad;
                 if (g is null) continue;
                 t_pending = pending;
+                long t0 = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
                 try
                 {
                     node.Backward(g);
@@ -146,6 +172,8 @@ internal sealed class Tape : IDisposable
                 foreach (var s in pending)
                     if (s.GradRefs == 0) s.Release();
                 pending.Clear();
+                if (Profile is { } profile && profile.TryGetValue(node.Op, out var p))
+                    p.BackwardSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
             }
         }
         finally

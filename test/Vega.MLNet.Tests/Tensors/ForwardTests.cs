@@ -315,4 +315,54 @@ public sealed class ForwardTests
         Assert.Equal(d, Ops.Dropout(ones, 0.25f, new Rng(5)).ToArray()); // same seed, same mask
         Assert.Same(ones, Ops.Dropout(ones, 0.25f, new Rng(5), training: false));
     }
+
+    [Fact]
+    public void ReshapeOfStridedViewsIsAViewWhenTheStridesAllowIt()
+    {
+        var x = Tensor.FromArray(Rand(17, 2 * 3 * 4 * 5), 2, 3, 4, 5);
+        var rng = new Rng(18);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            var perm = rng.Permutation(4);
+            var t = Ops.Transpose(x, perm);
+            // Random target shape with the same element count: split/merge the permuted dims.
+            var dims = t.Shape.ToList();
+            int op = rng.NextInt(3);
+            if (op == 0 && dims.Count > 1) { int i = rng.NextInt(dims.Count - 1); dims[i] *= dims[i + 1]; dims.RemoveAt(i + 1); }
+            else if (op == 1) { int i = rng.NextInt(dims.Count); dims.Insert(i, 1); }
+            else { int i = rng.NextInt(dims.Count); if (dims[i] % 2 == 0) { dims[i] /= 2; dims.Insert(i, 2); } }
+            var target = dims.ToArray();
+            var viaReshape = Ops.Reshape(t, target);
+            var viaCopy = Ops.Reshape(Ops.Contiguous(t), target);
+            Assert.Equal(viaCopy.ToArray(), viaReshape.ToArray());
+            bool isView = ReferenceEquals(viaReshape.Data, x.Data);
+            Assert.Equal(Ops.ViewStrides(t.Shape, t.Strides, target) is not null || t.IsContiguous, isView);
+        }
+        // The cases the attention code relies on are views: squeeze of a slice of a permuted tensor, split of the last dim.
+        var heads = Ops.Transpose(Ops.Reshape(x, 2, 3, 2, 10), 2, 0, 1, 3);
+        Assert.Same(x.Data, Ops.Squeeze(Ops.Slice(heads, 0, 1, 2), 0).Data);
+        Assert.Same(x.Data, Ops.Reshape(Ops.SwapAxes(x, 0, 1), 3, 2, 2, 2, 5).Data);
+        Assert.NotSame(x.Data, Ops.Reshape(Ops.SwapAxes(x, 2, 3), 2, 3, 20).Data);
+    }
+
+    [Fact]
+    public void BadInputsAreClearErrors()
+    {
+        var x = Tensor.Zeros(2, 3);
+        Assert.Contains("inner dimensions differ", Assert.Throws<ArgumentException>(() => Ops.MatMul(x, Tensor.Zeros(2, 3))).Message);
+        Assert.Contains("input channels", Assert.Throws<ArgumentException>(() => Ops.Conv2d(Tensor.Zeros(1, 3, 5, 5), Tensor.Zeros(4, 2, 3, 3))).Message);
+        Assert.Contains("does not fit", Assert.Throws<ArgumentException>(() => Ops.Conv2d(Tensor.Zeros(1, 1, 2, 2), Tensor.Zeros(1, 1, 3, 3))).Message);
+        Assert.Contains("normalised shape", Assert.Throws<ArgumentException>(() => Ops.LayerNorm(x, Tensor.Ones(2), null)).Message);
+        Assert.Contains("not a class index", Assert.Throws<ArgumentOutOfRangeException>(() => Ops.CrossEntropy(x, [0, 3])).Message);
+        Assert.Contains("3 targets for 2 rows", Assert.Throws<ArgumentException>(() => Ops.CrossEntropy(x, [0, 1, 2])).Message);
+        Assert.Contains("Axis 2 is out of range", Assert.Throws<ArgumentOutOfRangeException>(() => Ops.Softmax(x, 2)).Message);
+        Assert.Contains("cannot be broadcast", Assert.Throws<ArgumentException>(() => Ops.Where(Tensor.Ones(4), x, x)).Message);
+        Assert.Contains("not a permutation", Assert.Throws<ArgumentException>(() => Ops.Transpose(x, 0, 0)).Message);
+        Assert.Contains("Cannot reshape", Assert.Throws<ArgumentException>(() => Ops.Reshape(x, 4, 2)).Message);
+        Assert.Contains("step cannot be 0", Assert.Throws<ArgumentException>(() => Ops.Slice(x, 0, 0, 1, 0)).Message);
+        Assert.Contains("Concat along axis 0", Assert.Throws<ArgumentException>(() => Ops.Concat([x, Tensor.Zeros(2, 4)], 0)).Message);
+        Assert.Contains("needs 6 values", Assert.Throws<ArgumentException>(() => Tensor.FromArray(new float[5], 2, 3)).Message);
+        Assert.Contains("negative dimension", Assert.Throws<ArgumentException>(() => Tensor.Zeros(2, -1)).Message);
+        Assert.Contains("[0, 1)", Assert.Throws<ArgumentOutOfRangeException>(() => Ops.Dropout(x, 1f, new Rng(1))).Message);
+    }
 }

@@ -186,7 +186,8 @@ public sealed class GradientCheckTests
     {
         var x = Input.Random(27, 2, 3, 4);
         Check(t => Ops.Reshape(t[0], 4, -1), x);
-        Check(t => Ops.Reshape(Ops.Transpose(t[0], 1, 2, 0), 6, 4), x); // reshape of a strided view copies
+        Check(t => Ops.Reshape(Ops.Transpose(t[0], 1, 2, 0), 6, 4), x); // reshape of a strided view: a copy
+        Check(t => Ops.Reshape(Ops.Transpose(t[0], 1, 0, 2), 3, 2, 2, 2), x); // … or a view when the split dim is contiguous
         Check(t => Ops.Transpose(t[0], 2, 0, 1), x);
         Check(t => Ops.SwapAxes(t[0], 0, 2), x);
         Check(t => Ops.Contiguous(Ops.Transpose(t[0], 1, 0, 2)), x);
@@ -254,6 +255,8 @@ public sealed class GradientCheckTests
         Check(t => Ops.MatMul(Ops.SwapAxes(t[0], 0, 1), t[1]), Input.Random(61, 4, 3), Input.Random(62, 4, 5));
         Check(t => Ops.MatMul(Ops.Transpose(t[0], 1, 0, 2), t[1]), Input.Random(63, 3, 2, 4), Input.Random(64, 2, 4, 5)); // non-matrix strides → copy
         Check(t => Ops.Linear(t[0], t[1], t[2]), Input.Random(65, 2, 3, 4), Input.Random(66, 5, 4), Input.Random(67, 5));
+        Check(t => Ops.Linear(t[0], t[1]), Input.Random(91, 4), Input.Random(92, 3, 4));
+        Check(t => Ops.Linear(Ops.SwapAxes(t[0], 0, 1), Ops.SwapAxes(t[1], 0, 1), t[2]), Input.Random(93, 4, 3), Input.Random(94, 4, 5), Input.Random(95, 5));
     }
 
     [Fact]

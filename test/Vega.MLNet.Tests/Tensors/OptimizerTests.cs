@@ -139,4 +139,35 @@ public sealed class OptimizerTests
         GradClip.ClipValue([a, b], 2f);
         Assert.Equal(2f, b.Grad!.Span[0]);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ExportedStateResumesBitForBit(bool adam)
+    {
+        Optimizer Make(Tensor p) => adam ? new AdamW([p], new AdamWOptions(0.05, WeightDecay: 0.01)) : new Sgd([p], new SgdOptions(0.05, 0.9, 1e-3, Nesterov: true));
+        void StepOnce(Optimizer o, Tensor p)
+        {
+            using (var tape = new Tape())
+            {
+                var loss = Ops.Sum(Ops.Mul(Ops.Mul(p, p), Tensor.FromArray([1f, 2f, 3f], 3)));
+                tape.Backward(loss);
+            }
+            o.Step();
+            o.ZeroGrad();
+        }
+        var straight = Tensor.Parameter([1f, -2f, 0.5f], [3]);
+        var o1 = Make(straight);
+        for (int i = 0; i < 5; i++) StepOnce(o1, straight);
+
+        var resumed = Tensor.Parameter([1f, -2f, 0.5f], [3]);
+        var o2 = Make(resumed);
+        for (int i = 0; i < 3; i++) StepOnce(o2, resumed);
+        var (state, steps) = o2.ExportState();
+        var copy = Tensor.Parameter(resumed.ToArray(), [3]);
+        var o3 = Make(copy);
+        o3.ImportState(state, steps);
+        for (int i = 0; i < 2; i++) StepOnce(o3, copy);
+        Assert.Equal(straight.ToArray(), copy.ToArray());
+    }
 }

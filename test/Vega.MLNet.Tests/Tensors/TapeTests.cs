@@ -149,6 +149,32 @@ public sealed class TapeTests
     }
 
     [Fact]
+    public void TrainingIsDeterministicGivenASeed()
+    {
+        float[] Train()
+        {
+            var rng = new Rng(42);
+            var w1 = Init.KaimingNormal(Tensor.Parameter([64, 20], "w1"), rng);
+            var w2 = Init.XavierNormal(Tensor.Parameter([3, 64], "w2"), rng);
+            var opt = new AdamW([w1, w2], new AdamWOptions(1e-2));
+            var x = new float[300 * 20];
+            rng.FillNormal(x);
+            var labels = Enumerable.Range(0, 300).Select(i => i % 3).ToArray();
+            for (int step = 0; step < 5; step++)
+            {
+                using var tape = new Tape();
+                var h = Ops.Dropout(Ops.Gelu(Ops.Linear(Tensor.FromArray(x, 300, 20), w1)), 0.2f, rng);
+                var loss = Ops.CrossEntropy(Ops.LayerNorm(Ops.Linear(h, w2), null, null), labels);
+                opt.ZeroGrad();
+                tape.Backward(loss);
+                opt.Step();
+            }
+            return [.. w1.ToArray(), .. w2.ToArray()];
+        }
+        Assert.Equal(Train(), Train());
+    }
+
+    [Fact]
     public void GradientTemporariesAreReleasedDuringBackward()
     {
         // A long chain: intermediate gradients go back to the pool as soon as they have been propagated,

@@ -1,0 +1,140 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Vega.MLNet.Embedding;
+using Vega.MLNet.Imaging;
+using Vega.MLNet.Models;
+using Vega.MLNet.Prompting.PartialLabel;
+using Vega.MLNet.Text;
+
+namespace Vega.MLNet.Samples.Commands;
+
+/// <summary><c>vega tune</c>: adapt a frozen CLIP model to images with candidate labels (zero-shot, linear probe or CoOp,
+/// with a partial-label loss and optional prompt alignment).</summary>
+internal static class TuneCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder or clip.json.", Required = true };
+        var train = new Option<string>("--train") { Description = "Training images: CSV (path,candidates \"a|b|c\" or path,label), IDX, or a folder.", Required = true };
+        var labels = new Option<string?>("--labels") { Description = "IDX label file for an IDX training set." };
+        var folders = new Option<bool>("--labels-from-folders") { Description = "Labels are the images' sub-folder names." };
+        var classes = new Option<string>("--classes") { Description = "Text file with one class name per line.", Required = true };
+        var q = new Option<double?>("--q") { Description = "Generate candidate sets from the labels: every wrong label joins with probability q." };
+        var shots = new Option<int?>("--shots") { Description = "Use k images per class (needs labels)." };
+        var method = new Option<string>("--method") { Description = "zeroshot, lp (linear probe) or coop.", DefaultValueFactory = _ => "coop" };
+        var pll = new Option<string>("--pll") { Description = "Partial-label loss: cc, rc, lws, cavl, naive or ce.", DefaultValueFactory = _ => "cc" };
+        var align = new Option<string>("--align") { Description = "Prompt alignment to the handcrafted posterior: on or off.", DefaultValueFactory = _ => "on" };
+        var epochs = new Option<int>("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => 50 };
+        var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 };
+        var lr = new Option<double>("--lr") { Description = "Base learning rate (CoOp 0.002; the linear probe uses AdamW 1e-3 by default).", DefaultValueFactory = _ => 0.002 };
+        var ctx = new Option<int>("--ctx") { Description = "CoOp: number of context tokens.", DefaultValueFactory = _ => 16 };
+        var csc = new Option<bool>("--csc") { Description = "CoOp: class-specific context." };
+        var position = new Option<string>("--position") { Description = "CoOp: class token position end, middle or front.", DefaultValueFactory = _ => "end" };
+        var ctxInit = new Option<string?>("--ctx-init") { Description = "CoOp: initialise the context from a phrase, e.g. \"a photo of a\"." };
+        var seed = new Option<ulong>("--seed") { Description = "Seed (candidate generation, shots, initialisation, batch order).", DefaultValueFactory = _ => 1UL };
+        var templates = new Option<string?>("--templates") { Description = "Handcrafted prompt templates file (zero-shot and alignment teacher)." };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder.", DefaultValueFactory = _ => ".vega-cache" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint folder: written every epoch; an interrupted run resumes from it." };
+        var output = new Option<string>("--out") { Description = "Folder for the trained classifier.", Required = true };
+        var command = new Command("tune", "Adapt a frozen CLIP model to training images with candidate-label sets.")
+            { model, train, labels, folders, classes, q, shots, method, pll, align, epochs, batch, lr, ctx, csc, position, ctxInit, seed, templates, cache, checkpoint, output };
+        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        {
+            var classNames = PromptTemplates.ReadClassNames(parse.GetValue(classes)!);
+            using var clip = ClipModel.Load(parse.GetValue(model)!);
+            var source = CliInputs.Images(parse.GetValue(train)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders));
+            var embedded = CliInputs.EmbedWithProgress(clip, source, new ImageEmbeddingOptions { CacheDirectory = parse.GetValue(cache) }, ct);
+            CliInputs.PrintSkipped(embedded.Skipped);
+            var (images, candidates, trueLabels) = TrainingSet(embedded, classNames, parse.GetValue(q), parse.GetValue(shots), parse.GetValue(seed));
+            AnsiConsole.MarkupLine(Markup.Escape($"{images.Count} training images, {classNames.Count} classes, mean candidate-set size {candidates.MeanSetSize():F2}"));
+            var options = new PromptTuningOptions
+            {
+                Method = ParseMethod(parse.GetValue(method)!),
+                Loss = ParseLoss(parse.GetValue(pll)!),
+                Align = parse.GetValue(align) switch { "on" => true, "off" => false, var a => throw new ArgumentException($"--align '{a}': use on or off.") },
+                Epochs = parse.GetValue(epochs),
+                BatchSize = parse.GetValue(batch),
+                LearningRate = parse.GetValue(lr),
+                ContextTokens = parse.GetValue(ctx),
+                ClassSpecificContext = parse.GetValue(csc),
+                ClassPosition = parse.GetValue(position)!.ToLowerInvariant() switch
+                {
+                    "end" => ClassTokenPosition.End,
+                    "middle" => ClassTokenPosition.Middle,
+                    "front" => ClassTokenPosition.Front,
+                    var p => throw new ArgumentException($"--position '{p}': use end, middle or front."),
+                },
+                ContextInit = parse.GetValue(ctxInit),
+                Seed = parse.GetValue(seed),
+                Templates = parse.GetValue(templates) is { } t ? PromptTemplates.FromFile(t) : PromptTemplates.Default,
+                CheckpointDirectory = parse.GetValue(checkpoint),
+                Progress = r => AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                    $"epoch {r.Epoch + 1}/{r.Epochs}  loss {r.Loss:F4}  lr {r.LearningRate:G3}{(r.TrainAccuracy is { } a ? $"  train accuracy {a:P1}" : "")}"))),
+            };
+            var result = PromptTuner.Tune(clip, images, candidates, classNames, options, trueLabels, ct);
+            if (result.ResumedFromEpoch > 0) AnsiConsole.MarkupLine($"resumed from the checkpoint after epoch {result.ResumedFromEpoch}");
+            string outDir = parse.GetValue(output)!;
+            result.Classifier.Save(outDir);
+            AnsiConsole.MarkupLine(Markup.Escape($"classifier ({result.Classifier.Method}) written to {outDir}"));
+            return 0;
+        })));
+        return command;
+    }
+
+    /// <summary>The training embeddings, candidate sets and (when known) true labels, after k-shot sampling.</summary>
+    internal static (EmbeddingMatrix Images, CandidateLabels Candidates, int[]? Labels) TrainingSet(ImageEmbeddings embedded, IReadOnlyList<string> classNames, double? q, int? shots, ulong seed)
+    {
+        var items = embedded.Items;
+        int[]? labels = LabelsOf(items, classNames);
+        var rows = Enumerable.Range(0, items.Count).ToArray();
+        if (shots is int k)
+        {
+            if (labels is null) throw new ArgumentException("--shots needs a label for every training image (CSV label column, IDX labels or --labels-from-folders).");
+            rows = CandidateLabels.SampleShots(labels, classNames.Count, k, seed);
+        }
+        var images = new EmbeddingMatrix(rows.Length, embedded.Embeddings.Dimension);
+        for (int r = 0; r < rows.Length; r++) embedded.Embeddings.Row(rows[r]).CopyTo(images.Row(r));
+        int[]? subsetLabels = labels is null ? null : rows.Select(r => labels[r]).ToArray();
+        CandidateLabels candidates;
+        if (q is double flip)
+        {
+            if (subsetLabels is null) throw new ArgumentException("--q generates candidate sets from labels; the training images have none.");
+            candidates = CandidateLabels.Generate(subsetLabels, classNames.Count, flip, seed);
+        }
+        else candidates = CandidateLabels.FromItems(rows.Select(r => items[r]).ToList(), classNames);
+        return (images, candidates, subsetLabels);
+    }
+
+    internal static int[]? LabelsOf(IReadOnlyList<ImageItem> items, IReadOnlyList<string> classNames)
+    {
+        var index = classNames.Select((n, i) => (n, i)).ToDictionary(x => x.n, x => x.i, StringComparer.Ordinal);
+        var labels = new int[items.Count];
+        for (int i = 0; i < items.Count; i++)
+        {
+            if (items[i].Label is not { } l) return null;
+            if (!index.TryGetValue(l, out labels[i]))
+                throw new ArgumentException($"{items[i].Path ?? items[i].Id}: the label \"{l}\" is not one of the classes.");
+        }
+        return labels;
+    }
+
+    internal static TuningMethod ParseMethod(string s) => s.ToLowerInvariant() switch
+    {
+        "zeroshot" or "zero-shot" => TuningMethod.ZeroShot,
+        "lp" or "linear-probe" => TuningMethod.LinearProbe,
+        "coop" => TuningMethod.CoOp,
+        _ => throw new ArgumentException($"--method '{s}': use zeroshot, lp or coop."),
+    };
+
+    internal static PartialLabelLossKind ParseLoss(string s) => s.ToLowerInvariant() switch
+    {
+        "cc" => PartialLabelLossKind.CC,
+        "rc" => PartialLabelLossKind.RC,
+        "lws" => PartialLabelLossKind.LWS,
+        "cavl" => PartialLabelLossKind.CAVL,
+        "naive" => PartialLabelLossKind.Naive,
+        "ce" => PartialLabelLossKind.CrossEntropy,
+        _ => throw new ArgumentException($"--pll '{s}': use cc, rc, lws, cavl, naive or ce."),
+    };
+}

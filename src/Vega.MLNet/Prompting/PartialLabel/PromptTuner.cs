@@ -1,0 +1,262 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Vega.MLNet.Embedding;
+using Vega.MLNet.Models;
+using Vega.MLNet.Tensors;
+using Vega.MLNet.Text;
+
+namespace Vega.MLNet.Prompting.PartialLabel;
+
+/// <summary>Where the class-name tokens sit relative to CoOp's learnable context.</summary>
+public enum ClassTokenPosition
+{
+    /// <summary>[start][context × M][class][.][end] (CoOp's default).</summary>
+    End,
+    /// <summary>[start][context × M/2][class][context × M/2][.][end].</summary>
+    Middle,
+    /// <summary>[start][class][context × M][.][end].</summary>
+    Front,
+}
+
+/// <summary>Options of <see cref="PromptTuner.Tune"/>. Defaults follow CoOp (SGD lr 0.002, momentum 0.9, weight decay
+/// 5e-4, batch 32, 16 context tokens at the end, one warm-up epoch, cosine schedule).</summary>
+public sealed record PromptTuningOptions
+{
+    /// <summary>Zero-shot, linear probe or CoOp.</summary>
+    public TuningMethod Method { get; init; } = TuningMethod.CoOp;
+
+    /// <summary>The partial-label objective.</summary>
+    public PartialLabelLossKind Loss { get; init; } = PartialLabelLossKind.CC;
+
+    /// <summary>Align the prediction to the handcrafted prompt's candidate-restricted posterior.</summary>
+    public bool Align { get; init; } = true;
+
+    /// <summary>β of the LWS objective.</summary>
+    public float LwsBeta { get; init; } = 1f;
+
+    /// <summary>CoOp: number of learnable context tokens M.</summary>
+    public int ContextTokens { get; init; } = 16;
+
+    /// <summary>CoOp: one context per class instead of one shared by all classes.</summary>
+    public bool ClassSpecificContext { get; init; }
+
+    /// <summary>CoOp: where the class name goes.</summary>
+    public ClassTokenPosition ClassPosition { get; init; } = ClassTokenPosition.End;
+
+    /// <summary>CoOp: initialise the context from this phrase's token embeddings (its token count sets M), or from
+    /// N(0, 0.02²) when null.</summary>
+    public string? ContextInit { get; init; }
+
+    /// <summary>Training epochs.</summary>
+    public int Epochs { get; init; } = 50;
+
+    /// <summary>Images per step.</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Base learning rate (CoOp: 0.002 with SGD; the linear probe uses AdamW with 1e-3 when left at 0.002).</summary>
+    public double LearningRate { get; init; } = 0.002;
+
+    /// <summary>SGD momentum.</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>Weight decay.</summary>
+    public double WeightDecay { get; init; } = 5e-4;
+
+    /// <summary>Epochs at the constant warm-up rate 1e-5 before the cosine schedule.</summary>
+    public int WarmupEpochs { get; init; } = 1;
+
+    /// <summary>Seed of initialisation and batch order.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>The handcrafted prompts (zero-shot classifier and alignment teacher).</summary>
+    public PromptTemplates Templates { get; init; } = PromptTemplates.Default;
+
+    /// <summary>Write a checkpoint after every epoch here and resume from it when present.</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Called after every epoch.</summary>
+    public Action<EpochReport>? Progress { get; init; }
+}
+
+/// <summary>The outcome of <see cref="PromptTuner.Tune"/>.</summary>
+public sealed class TuningResult
+{
+    internal TuningResult(TunedClassifier classifier, IReadOnlyList<EpochReport> epochs, int resumedFromEpoch, float[]? context, int[]? contextShape)
+    {
+        Classifier = classifier;
+        Epochs = epochs;
+        ResumedFromEpoch = resumedFromEpoch;
+        Context = context;
+        ContextShape = contextShape;
+    }
+
+    /// <summary>The deployable classifier.</summary>
+    public TunedClassifier Classifier { get; }
+
+    /// <summary>Per-epoch losses (epochs run by this call).</summary>
+    public IReadOnlyList<EpochReport> Epochs { get; }
+
+    /// <summary>The epoch training resumed from (0 for a fresh run).</summary>
+    public int ResumedFromEpoch { get; }
+
+    /// <summary>CoOp's learnt context vectors, or null.</summary>
+    public float[]? Context { get; }
+
+    /// <summary>Shape of <see cref="Context"/> ([M, width] or [C, M, width]).</summary>
+    public int[]? ContextShape { get; }
+}
+
+/// <summary>
+/// Adapts a frozen CLIP model to a task whose training images carry candidate-label sets: zero-shot (the handcrafted
+/// prompt), a linear probe on the image embeddings, or CoOp prompt learning, each with a partial-label objective and
+/// optional prompt alignment (docs/partial-labels.md).
+/// </summary>
+public static class PromptTuner
+{
+    /// <summary>Trains (or, for zero-shot, builds) a classifier.</summary>
+    /// <param name="model">The frozen CLIP model.</param>
+    /// <param name="trainImages">L2-normalised image embeddings of the training images (the engine's output).</param>
+    /// <param name="candidates">Candidate sets of the training images, in the same order.</param>
+    /// <param name="classNames">The classes.</param>
+    /// <param name="options">Options.</param>
+    /// <param name="trueLabels">True labels, only to report training accuracy.</param>
+    /// <param name="cancellationToken">Cancels between steps; a checkpoint keeps finished epochs.</param>
+    public static TuningResult Tune(ClipModel model, EmbeddingMatrix trainImages, CandidateLabels candidates, IReadOnlyList<string> classNames,
+        PromptTuningOptions? options = null, int[]? trueLabels = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(trainImages);
+        ArgumentNullException.ThrowIfNull(candidates);
+        options ??= new PromptTuningOptions();
+        PromptTemplates.ValidateClassNames(classNames);
+        if (candidates.ClassCount != classNames.Count)
+            throw new ArgumentException($"The candidate sets have {candidates.ClassCount} classes, the class list {classNames.Count}.", nameof(candidates));
+        if (trainImages.Count != candidates.Count)
+            throw new ArgumentException($"{trainImages.Count} training images but {candidates.Count} candidate sets.", nameof(trainImages));
+
+        var zeroShotWeights = model.EmbedClassNames(classNames, options.Templates, cancellationToken: cancellationToken);
+        var zeroShot = new TunedClassifier(TuningMethod.ZeroShot, classNames, zeroShotWeights, new float[classNames.Count], model.LogitScale, model.Name);
+        if (options.Method == TuningMethod.ZeroShot) return new TuningResult(zeroShot, [], 0, null, null);
+        if (trainImages.Count == 0) throw new ArgumentException("There are no training images.", nameof(trainImages));
+
+        var loss = new PartialLabelLoss(options.Loss, candidates, options.LwsBeta);
+        float[]? teacher = options.Align ? zeroShot.Logits(trainImages) : null;
+        var settings = new PllTrainingSettings
+        {
+            Epochs = options.Epochs,
+            BatchSize = options.BatchSize,
+            LearningRate = options.Method == TuningMethod.LinearProbe && options.LearningRate == 0.002 ? 1e-3 : options.LearningRate,
+            Momentum = options.Momentum,
+            WeightDecay = options.Method == TuningMethod.LinearProbe && options.WeightDecay == 5e-4 ? 1e-4 : options.WeightDecay,
+            WarmupEpochs = options.WarmupEpochs,
+            Seed = options.Seed,
+            Align = options.Align,
+            AdamW = options.Method == TuningMethod.LinearProbe,
+        };
+
+        if (options.Method == TuningMethod.LinearProbe)
+            return LinearProbe(trainImages, candidates, classNames, loss, settings, model.LogitScale, model.Name, options,
+                Fingerprint(model.ContentHash, trainImages, candidates, options), teacher, trueLabels, cancellationToken);
+
+        throw new NotSupportedException("CoOp prompt learning needs the ONNX interpreter's prompt encoder (see CoopTuner).");
+    }
+
+    /// <summary>
+    /// The linear probe: logits = s·(x·Wᵀ) + b on the frozen embeddings, W and b from zero, AdamW, the same objective
+    /// (and alignment) as CoOp.
+    /// </summary>
+    internal static TuningResult LinearProbe(EmbeddingMatrix images, CandidateLabels candidates, IReadOnlyList<string> classNames, PartialLabelLoss loss,
+        PllTrainingSettings settings, float scale, string modelName, PromptTuningOptions options, string fingerprint, float[]? teacher, int[]? trueLabels, CancellationToken ct)
+    {
+        int c = classNames.Count, d = images.Dimension;
+        var w = Tensor.Parameter([c, d], "probe.weight");
+        var b = Tensor.Parameter([c], "probe.bias");
+        var x = Tensor.FromArray(images.Data, images.Count, d).Keep();
+        var trainer = new PllTrainer([w, b], batch =>
+            Ops.Add(Ops.MulScalar(Ops.MatMul(Ops.Gather(x, 0, batch, [batch.Length]), Ops.Transpose(w, 1, 0)), scale), b),
+            loss, candidates, settings with { AdamW = true }, teacher, trueLabels);
+        var (epochs, resumed) = RunEpochs(trainer, [w, b], options, fingerprint, ct);
+        return new TuningResult(new TunedClassifier(TuningMethod.LinearProbe, classNames, new EmbeddingMatrix(w.ToArray(), c, d), b.ToArray(), scale, modelName),
+            epochs, resumed, null, null);
+    }
+
+    /// <summary>Runs the remaining epochs, checkpointing after each one and resuming from a checkpoint when present.</summary>
+    internal static (IReadOnlyList<EpochReport> Epochs, int ResumedFrom) RunEpochs(PllTrainer trainer, IReadOnlyList<Tensor> parameters, PromptTuningOptions options,
+        string fingerprint, CancellationToken ct)
+    {
+        int start = 0;
+        if (options.CheckpointDirectory is { } dir && Checkpoint.TryLoad(dir, fingerprint, parameters, trainer, out int done)) start = done;
+        var reports = new List<EpochReport>();
+        for (int e = start; e < trainer.Settings.Epochs; e++)
+        {
+            var r = trainer.RunEpoch(e, ct);
+            reports.Add(r);
+            if (options.CheckpointDirectory is { } d) Checkpoint.Save(d, fingerprint, parameters, trainer, e + 1);
+            options.Progress?.Invoke(r);
+        }
+        return (reports, start);
+    }
+
+    /// <summary>A hash of everything that determines the training run, so that a checkpoint is only resumed by the same run.</summary>
+    internal static string Fingerprint(string modelHash, EmbeddingMatrix images, CandidateLabels candidates, PromptTuningOptions o)
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{modelHash}|{o.Method}|{o.Loss}|{o.Align}|{o.LwsBeta}|{o.ContextTokens}|{o.ClassSpecificContext}|{o.ClassPosition}|{o.ContextInit}|");
+        sb.Append(CultureInfo.InvariantCulture, $"{o.Epochs}|{o.BatchSize}|{o.LearningRate}|{o.Momentum}|{o.WeightDecay}|{o.WarmupEpochs}|{o.Seed}|{string.Join('\n', o.Templates.Templates)}|");
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(Encoding.UTF8.GetBytes(sb.ToString()));
+        sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(images.Data.AsSpan()));
+        for (int i = 0; i < candidates.Count; i++) sha.AppendData(candidates.Row(i));
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+}
+
+/// <summary>A training checkpoint: parameters, optimiser state, partial-label confidences and the number of finished
+/// epochs, in one safetensors file written atomically.</summary>
+internal static class Checkpoint
+{
+    public const string FileName = "checkpoint.safetensors";
+
+    public static void Save(string directory, string fingerprint, IReadOnlyList<Tensor> parameters, PllTrainer trainer, int epochsDone)
+    {
+        Directory.CreateDirectory(directory);
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        for (int i = 0; i < parameters.Count; i++) tensors.Add(new($"param.{i}", parameters[i]));
+        var (state, steps) = trainer.Optimizer.ExportState();
+        foreach (var (k, v) in state) tensors.Add(new($"optimizer.{k}", Tensor.Wrap(v, v.Length)));
+        if (trainer.Loss.ConfidenceState is { } conf) tensors.Add(new("confidence", Tensor.Wrap(conf, conf.Length)));
+        string path = Path.Combine(directory, FileName), tmp = path + ".tmp";
+        SafeTensors.Save(tmp, tensors, new Dictionary<string, string>
+        {
+            ["fingerprint"] = fingerprint,
+            ["epochs_done"] = epochsDone.ToString(CultureInfo.InvariantCulture),
+            ["optimizer_steps"] = steps.ToString(CultureInfo.InvariantCulture),
+        });
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public static bool TryLoad(string directory, string fingerprint, IReadOnlyList<Tensor> parameters, PllTrainer trainer, out int epochsDone)
+    {
+        epochsDone = 0;
+        string path = Path.Combine(directory, FileName);
+        if (!File.Exists(path)) return false;
+        var contents = SafeTensors.Load(path);
+        if (!contents.Metadata.TryGetValue("fingerprint", out var fp) || fp != fingerprint)
+            throw new InvalidDataException(
+                $"The checkpoint '{path}' belongs to a different training run (model, data or options differ). Delete it or choose another checkpoint folder.");
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            var t = contents.Tensors[$"param.{i}"];
+            if (t.Length != parameters[i].Length) throw new InvalidDataException($"The checkpoint '{path}' has parameter {i} of {t.Length} values, expected {parameters[i].Length}.");
+            t.Span.CopyTo(parameters[i].Span);
+        }
+        var state = new Dictionary<string, float[]>();
+        foreach (var (name, t) in contents.Tensors)
+            if (name.StartsWith("optimizer.", StringComparison.Ordinal)) state[name["optimizer.".Length..]] = t.ToArray();
+        trainer.Optimizer.ImportState(state, int.Parse(contents.Metadata["optimizer_steps"], CultureInfo.InvariantCulture));
+        if (contents.Tensors.TryGetValue("confidence", out var conf)) trainer.Loss.ConfidenceState = conf.ToArray();
+        epochsDone = int.Parse(contents.Metadata["epochs_done"], CultureInfo.InvariantCulture);
+        return true;
+    }
+}

@@ -1,0 +1,113 @@
+using Vega.MLNet.Embedding;
+using Vega.MLNet.Prompting.PartialLabel;
+using Vega.MLNet.Tensors;
+using Vega.MLNet.Tests.Infrastructure;
+
+namespace Vega.MLNet.Tests.Prompting;
+
+public sealed class LinearProbeTests
+{
+    /// <summary>Class prototypes + Gaussian noise, L2-normalised: a task where a linear probe must do well.</summary>
+    internal static (EmbeddingMatrix X, int[] Y, EmbeddingMatrix Prototypes) Synthetic(int n, int classes, int dim, double noise, ulong seed)
+    {
+        var rng = new Rng(seed);
+        var protos = new EmbeddingMatrix(classes, dim);
+        rng.FillNormal(protos.Data);
+        protos.NormalizeRows();
+        var x = new EmbeddingMatrix(n, dim);
+        var y = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            y[i] = i % classes;
+            var row = x.Row(i);
+            for (int d = 0; d < dim; d++) row[d] = protos.Row(y[i])[d] + (float)(noise * rng.NextNormal() / Math.Sqrt(dim));
+        }
+        x.NormalizeRows();
+        return (x, y, protos);
+    }
+
+    [Theory]
+    [InlineData(PartialLabelLossKind.CC)]
+    [InlineData(PartialLabelLossKind.RC)]
+    [InlineData(PartialLabelLossKind.LWS)]
+    [InlineData(PartialLabelLossKind.CAVL)]
+    [InlineData(PartialLabelLossKind.Naive)]
+    public void TrainingLowersTheLossAndBeatsChanceOnHeldOutData(PartialLabelLossKind kind)
+    {
+        var (x, y, _) = Synthetic(400, 5, 32, 1.2, 3);
+        var train = new EmbeddingMatrix(x.Data[..(200 * 32)], 200, 32);
+        var test = new EmbeddingMatrix(x.Data[(200 * 32)..], 200, 32);
+        var candidates = CandidateLabels.Generate(y.AsSpan(0, 200), 5, 0.3, 5);
+        var settings = new PllTrainingSettings { Epochs = 30, LearningRate = 1e-3, WeightDecay = 1e-4, WarmupEpochs = 0 };
+        var (classifier, epochs) = TrainProbe(train, candidates, kind, settings, y[..200]);
+        Assert.True(epochs[^1].Loss < epochs[0].Loss, $"loss {epochs[0].Loss} → {epochs[^1].Loss}");
+        double acc = classifier.Accuracy(test, y.AsSpan(200));
+        Assert.True(acc > 0.8, $"held-out accuracy {acc} (chance 0.2)");
+    }
+
+    internal static TuningResult Probe(EmbeddingMatrix train, CandidateLabels candidates, PartialLabelLossKind kind, PllTrainingSettings settings, int[] labels,
+        string? checkpoint = null, bool align = false, float[]? teacher = null)
+    {
+        var options = new PromptTuningOptions { Method = TuningMethod.LinearProbe, Loss = kind, Epochs = settings.Epochs, CheckpointDirectory = checkpoint, Align = align };
+        var classes = Enumerable.Range(0, candidates.ClassCount).Select(i => "class" + i).ToArray();
+        return PromptTuner.LinearProbe(train, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align }, 20f, "synthetic", options,
+            PromptTuner.Fingerprint("synthetic", train, candidates, options), teacher, labels, CancellationToken.None);
+    }
+
+    private static (TunedClassifier, IReadOnlyList<EpochReport>) TrainProbe(EmbeddingMatrix train, CandidateLabels candidates, PartialLabelLossKind kind, PllTrainingSettings settings, int[] labels)
+    {
+        var r = Probe(train, candidates, kind, settings, labels);
+        return (r.Classifier, r.Epochs);
+    }
+
+    [Theory]
+    [InlineData(PartialLabelLossKind.RC, false)]
+    [InlineData(PartialLabelLossKind.CC, true)]
+    public void AResumedRunEqualsAnUninterruptedOneBitForBit(PartialLabelLossKind kind, bool align)
+    {
+        var (x, y, protos) = Synthetic(96, 4, 16, 1.5, 21);
+        var candidates = CandidateLabels.Generate(y, 4, 0.4, 2);
+        var teacher = new TunedClassifier(TuningMethod.ZeroShot, ["a", "b", "c", "d"], protos, new float[4], 20f, "t").Logits(x);
+        var settings = new PllTrainingSettings { Epochs = 6, LearningRate = 1e-3, WeightDecay = 1e-4 };
+        var straight = Probe(x, candidates, kind, settings, y, align: align, teacher: teacher);
+
+        // Interrupt after the third epoch (its checkpoint is on disk), then resume.
+        string dir2 = Fixtures.TempDir();
+        var interrupted = new PromptTuningOptions { Method = TuningMethod.LinearProbe, Loss = kind, Epochs = 6, CheckpointDirectory = dir2, Align = align };
+        using var cts = new CancellationTokenSource();
+        var progressOptions = interrupted with { Progress = r => { if (r.Epoch == 2) cts.Cancel(); } };
+        var classes = new[] { "class0", "class1", "class2", "class3" };
+        string fp = PromptTuner.Fingerprint("synthetic", x, candidates, interrupted);
+        Assert.ThrowsAny<OperationCanceledException>(() => PromptTuner.LinearProbe(x, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align },
+            20f, "synthetic", progressOptions, fp, teacher, y, cts.Token));
+        var resumed = PromptTuner.LinearProbe(x, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align },
+            20f, "synthetic", interrupted, fp, teacher, y, CancellationToken.None);
+        Assert.Equal(3, resumed.ResumedFromEpoch);
+        Assert.Equal(straight.Classifier.Weights.Data, resumed.Classifier.Weights.Data);
+        Assert.Equal(straight.Classifier.Bias, resumed.Classifier.Bias);
+
+        // A checkpoint from another run is refused.
+        var other = new PromptTuningOptions { Method = TuningMethod.LinearProbe, Loss = kind, Epochs = 7, CheckpointDirectory = dir2, Align = align };
+        Assert.Contains("different training run", Assert.Throws<InvalidDataException>(() => PromptTuner.LinearProbe(x, candidates, classes,
+            new PartialLabelLoss(kind, candidates), settings with { Align = align, Epochs = 7 }, 20f, "synthetic", other,
+            PromptTuner.Fingerprint("synthetic", x, candidates, other), teacher, y, CancellationToken.None)).Message);
+    }
+
+    [Fact]
+    public void AClassifierSurvivesSaveAndLoadBitForBit()
+    {
+        var (x, y, protos) = Synthetic(50, 4, 16, 1.0, 8);
+        var classifier = new TunedClassifier(TuningMethod.ZeroShot, ["w", "x", "y", "z"], protos, [0.5f, 0f, -1f, 2f], 100f, "m");
+        string dir = Fixtures.TempDir();
+        classifier.Save(dir);
+        var loaded = TunedClassifier.Load(dir);
+        Assert.Equal(classifier.Logits(x), loaded.Logits(x));
+        Assert.Equal(classifier.ClassNames, loaded.ClassNames);
+        Assert.Equal(TuningMethod.ZeroShot, loaded.Method);
+        // Probabilities are a softmax of the logits.
+        var p = classifier.Probabilities(x);
+        for (int i = 0; i < 50; i++) Assert.Equal(1.0, p.AsSpan(i * 4, 4).ToArray().Sum(v => (double)v), 5);
+        File.WriteAllText(Path.Combine(dir, "classifier.json"), "{ \"format\": \"vega-classifier-1\" }");
+        Assert.Contains("damaged", Assert.Throws<InvalidDataException>(() => TunedClassifier.Load(dir)).Message);
+    }
+}
