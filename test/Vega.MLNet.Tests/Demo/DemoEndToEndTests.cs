@@ -4,6 +4,7 @@ using Vega.MLNet.Models;
 using Vega.MLNet.Samples;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Tests.Infrastructure;
+using Vega.MLNet.Text;
 
 namespace Vega.MLNet.Tests.Demo;
 
@@ -61,6 +62,15 @@ public sealed class DemoEndToEndTests
         var clean = result.Sets[0].Selection.Evaluation!;
         foreach (var m in result.Zoo.Models)
             Assert.InRange(clean.Accuracies[m.Spec.Name], m.TrainerAccuracy - 0.0021, m.TrainerAccuracy + 0.0021);
+
+        // The cached trainer weights reproduce the cached ONNX package (the check the build ran before caching it).
+        var first = result.Zoo.Models[0];
+        Assert.InRange(first.OrtMaxDifference, 0, ZooBuilder.ParityTolerance);
+        var net = ZooBuilder.LoadNetwork(result.Zoo, first);
+        var idx = Enumerable.Range(0, 64).ToArray();
+        double parity = ZooBuilder.CheckParity(net, ClipTokenizer.Load(result.Zoo.TokenizerDirectory), first.Directory,
+            DemoPreprocessing.Pixels(DemoTestData.Data.Test, idx), DemoPreprocessing.GrayInputs(DemoTestData.Data.Test, idx));
+        Assert.InRange(parity, 0, ZooBuilder.ParityTolerance);
 
         using var summary = JsonDocument.Parse(File.ReadAllText(result.SummaryJson));
         Assert.Equal(2, summary.RootElement.GetProperty("sets").GetArrayLength());
