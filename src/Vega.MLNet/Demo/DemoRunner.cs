@@ -150,7 +150,7 @@ internal static class DemoRunner
             if (shift is { } s) ImageShift.Apply(s, src, gray, 28, 28);
             else src.CopyTo(gray);
             RgbImage.GrayToRgb(gray, rgb);
-            File.WriteAllBytes(Path.Combine(images, $"{i:D5}.png"), PngWriter.EncodeRgb(28, 28, rgb));
+            File.WriteAllBytes(Path.Combine(images, $"{i:D5}.png"), PngEncoder.EncodeRgb(28, 28, rgb));
             return buffers;
         }, _ => { });
         File.WriteAllText(Path.Combine(dir, "labels.csv"), csv.ToString());
