@@ -15,6 +15,7 @@ internal static class Program
 
     private static IEnumerable<Command> Commands()
     {
+        yield return DemoCommand.Create();
         yield return InfoCommand.Create();
         yield return EmbedCommand.Create();
         yield return RankCommand.Create(evaluate: false);

@@ -1,3 +1,4 @@
+using Vega.MLNet.Common;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -267,30 +268,5 @@ public sealed class EmbeddingCache : IDisposable
     {
         _file.Dispose();
         _lock.Dispose();
-    }
-}
-
-/// <summary>CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as in zip, PNG and gzip.</summary>
-internal static class Crc32
-{
-    private static readonly uint[] Table = BuildTable();
-
-    private static uint[] BuildTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        return t;
-    }
-
-    public static uint Compute(ReadOnlySpan<byte> data)
-    {
-        uint c = 0xFFFFFFFFu;
-        foreach (byte b in data) c = Table[(c ^ b) & 0xFF] ^ (c >> 8);
-        return c ^ 0xFFFFFFFFu;
     }
 }

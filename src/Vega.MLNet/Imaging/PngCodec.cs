@@ -1,3 +1,4 @@
+using Vega.MLNet.Common;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
@@ -14,7 +15,6 @@ namespace Vega.MLNet.Imaging;
 /// </summary>
 internal static unsafe class PngCodec
 {
-    private static readonly uint[] CrcTable = MakeCrcTable();
 
     /// <summary>Decodes into <paramref name="target"/>; returns the offset and length of the eXIf chunk data (or (0, 0)).</summary>
     public static (int Offset, int Length) Decode(ReadOnlySpan<byte> data, string name, DecodeOptions options, RgbImage target)
@@ -169,7 +169,7 @@ internal static unsafe class PngCodec
                 throw new ImageDecodeException(name, $"truncated PNG (chunk '{type}' at byte {p} needs {length} bytes, the file ends first)");
             int len = (int)length;
             uint stored = BinaryPrimitives.ReadUInt32BigEndian(data[(p + 8 + len)..]);
-            if (Crc32(data.Slice(p + 4, len + 4)) != stored)
+            if (Crc32.Compute(data.Slice(p + 4, len + 4)) != stored)
                 throw new ImageDecodeException(name, $"PNG {type} CRC error");
             if (type is "gAMA" or "cHRM" or "sRGB" or "iCCP") dropped = true;
             else if (type == "eXIf") exif = (p + 8, len);
@@ -209,41 +209,5 @@ internal static unsafe class PngCodec
         Span<char> c = stackalloc char[4];
         for (int i = 0; i < 4; i++) c[i] = t[i] is >= 0x20 and < 0x7F ? (char)t[i] : '?';
         return new string(c);
-    }
-
-    /// <summary>CRC-32 as PNG defines it (ISO 3309, reflected polynomial 0xEDB88320), eight bytes per step ("slicing by 8").</summary>
-    internal static uint Crc32(ReadOnlySpan<byte> bytes)
-    {
-        uint c = 0xFFFFFFFFu;
-        var t = CrcTable;
-        while (bytes.Length >= 8)
-        {
-            uint one = BinaryPrimitives.ReadUInt32LittleEndian(bytes) ^ c;
-            uint two = BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]);
-            c = t[0x700 + (one & 0xFF)] ^ t[0x600 + ((one >> 8) & 0xFF)] ^ t[0x500 + ((one >> 16) & 0xFF)] ^ t[0x400 + (one >> 24)]
-              ^ t[0x300 + (two & 0xFF)] ^ t[0x200 + ((two >> 8) & 0xFF)] ^ t[0x100 + ((two >> 16) & 0xFF)] ^ t[two >> 24];
-            bytes = bytes[8..];
-        }
-        foreach (byte b in bytes) c = t[(c ^ b) & 0xFF] ^ (c >> 8);
-        return c ^ 0xFFFFFFFFu;
-    }
-
-    private static uint[] MakeCrcTable()
-    {
-        // Table k holds the CRC contribution of a byte followed by k zero bytes.
-        var t = new uint[8 * 256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        for (int k = 1; k < 8; k++)
-            for (int n = 0; n < 256; n++)
-            {
-                uint prev = t[(k - 1) * 256 + n];
-                t[k * 256 + n] = (prev >> 8) ^ t[prev & 0xFF];
-            }
-        return t;
     }
 }

@@ -1,3 +1,4 @@
+using Vega.MLNet.Imaging;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -270,7 +271,7 @@ public static class HtmlReport
                 var (r, g, b) = i / c == i % c || !float.IsFinite(v) ? (0xd9, 0xd9, 0xd9) : Viridis((v - lo) / (hi - lo));
                 rgb[3 * i] = (byte)r; rgb[3 * i + 1] = (byte)g; rgb[3 * i + 2] = (byte)b;
             }
-            string data = Convert.ToBase64String(PngWriter.EncodeRgb(c, c, rgb));
+            string data = Convert.ToBase64String(PngEncoder.EncodeRgb(c, c, rgb));
             sb.Append(Inv, $"<img id=\"{id}\" class=\"heatmap raster\" data-classes=\"{c}\" width=\"{size}\" height=\"{size}\" alt=\"{Enc(caption)}\" src=\"data:image/png;base64,{data}\">\n");
         }
         // Legend.

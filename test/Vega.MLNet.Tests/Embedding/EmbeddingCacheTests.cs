@@ -1,3 +1,4 @@
+using Vega.MLNet.Common;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Tests.Infrastructure;
 

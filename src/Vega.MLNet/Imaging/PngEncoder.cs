@@ -2,13 +2,13 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 
-namespace Vega.MLNet.Reporting;
+using Vega.MLNet.Common;
 
-/// <summary>A minimal PNG encoder (8-bit RGB, no interlace, filter 0) for inline images in reports.</summary>
-internal static class PngWriter
+namespace Vega.MLNet.Imaging;
+
+/// <summary>A minimal PNG encoder (8-bit RGB, no interlace, filter 0): inline report images, the demo's image files.</summary>
+internal static class PngEncoder
 {
-    private static readonly uint[] CrcTable = BuildCrcTable();
-
     /// <summary>Encodes <paramref name="rgb"/> (height rows of width·3 bytes) as a PNG file.</summary>
     public static byte[] EncodeRgb(int width, int height, ReadOnlySpan<byte> rgb)
     {
@@ -45,30 +45,8 @@ internal static class PngWriter
         byte[] typeBytes = Encoding.ASCII.GetBytes(type);
         s.Write(typeBytes);
         s.Write(data);
-        uint crc = Update(0xFFFFFFFFu, typeBytes);
-        crc = Update(crc, data) ^ 0xFFFFFFFFu;
+        uint crc = Crc32.Finish(Crc32.Append(Crc32.Append(Crc32.Start, typeBytes), data));
         BinaryPrimitives.WriteUInt32BigEndian(buf, crc);
         s.Write(buf);
-    }
-
-    /// <summary>CRC-32 (ISO 3309, as PNG uses) of <paramref name="data"/>.</summary>
-    internal static uint Crc32(ReadOnlySpan<byte> data) => Update(0xFFFFFFFFu, data) ^ 0xFFFFFFFFu;
-
-    private static uint Update(uint crc, ReadOnlySpan<byte> data)
-    {
-        foreach (byte b in data) crc = CrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
-        return crc;
-    }
-
-    private static uint[] BuildCrcTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        return t;
     }
 }
