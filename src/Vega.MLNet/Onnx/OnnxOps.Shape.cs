@@ -20,7 +20,6 @@ internal static partial class OnnxOps
         list.Add(new("Gather", 1, GatherKernel, "any axis, negative indices; float data differentiable (scatter-add), indices integer"));
         list.Add(new("Expand", 8, ExpandKernel, "bidirectional broadcast; float result is a stride-0 view"));
         list.Add(new("Cast", 6, CastKernel, "between float32, integer and bool types; float → integer truncates toward zero"));
-        list.Add(new("CastLike", 15, CastLikeKernel, "as Cast, target type from the second input"));
         list.Add(new("Range", 11, RangeKernel, "float32 or integer scalars; float values computed in float64 as start + i·delta"));
     }
 
@@ -470,12 +469,6 @@ internal static partial class OnnxOps
         if (!OnnxValue.IsSupported(to)) throw n.Error($"casts to {to}; the interpreter supports float32, integer and bool tensors.");
         return (i, o) => o[0] = CastTo(n, n.Required(i, 0, "input"), to);
     }
-
-    private static OnnxKernel CastLikeKernel(OnnxNode n) => (i, o) =>
-    {
-        var target = n.Required(i, 1, "target_type");
-        o[0] = CastTo(n, n.Required(i, 0, "input"), target.Type);
-    };
 
     internal static OnnxValue CastTo(OnnxNode n, OnnxValue x, OnnxDataType to)
     {
