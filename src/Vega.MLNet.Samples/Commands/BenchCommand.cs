@@ -20,5 +20,6 @@ internal static class BenchCommand
         yield return BenchText.Create();
         yield return BenchImages.Create();
         yield return BenchScoring.Create();
+        yield return BenchPromptStep.Create();
     }
 }
