@@ -39,6 +39,7 @@ internal static class BenchPromptStep
                 var g => throw new ArgumentException($"Unknown --gemm '{g}' (auto, openblas or managed)."),
             };
             bool prof = parse.GetValue(profile);
+            if (Environment.GetEnvironmentVariable("VEGA_POOL_GB") is { } gb) TensorPool.MaxRetainedBytes = long.Parse(gb) << 30;
             int m = parse.GetValue(context), n = parse.GetValue(repeats);
             var tokenizer = ClipTokenizer.Load(Path.Combine(dir, "clip-tokenizer"));
             var names = File.ReadLines(Path.Combine(dir, "clip-tokenizer", "golden_classnames.jsonl"))

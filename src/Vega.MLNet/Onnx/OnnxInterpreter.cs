@@ -57,6 +57,7 @@ internal sealed class OnnxInterpreter
     private readonly string[] _slotNames;
     private readonly Step[] _steps;
     private readonly int[] _outputSlots;
+    private readonly int[][] _releaseAfter;
     private readonly Dictionary<string, int> _inputSlots;
     private readonly HashSet<string> _declaredInputs;
 
@@ -73,6 +74,19 @@ internal sealed class OnnxInterpreter
         Inputs = inputs;
         Outputs = outputs;
         _outputSlots = outputs.Select(o => slots[o]).ToArray();
+        // The last step that reads each slot (or the producing step when nothing reads it): without a tape, buffers
+        // whose every value has been read for the last time go back to the pool during the run.
+        var last = new int[constants.Length];
+        Array.Fill(last, -1);
+        for (int i = 0; i < steps.Length; i++)
+        {
+            foreach (int o in steps[i].Outputs) if (o >= 0 && last[o] < i) last[o] = i;
+            foreach (int x in steps[i].Inputs) if (x >= 0) last[x] = i;
+        }
+        var release = new List<int>[steps.Length];
+        for (int slot = 0; slot < last.Length; slot++)
+            if (last[slot] >= 0 && constants[slot] is null) (release[last[slot]] ??= []).Add(slot);
+        _releaseAfter = release.Select(r => r?.ToArray() ?? []).ToArray();
         _inputSlots = inputs.ToDictionary(i => i.Name, i => slots[i.Name]);
         _declaredInputs = declaredInputs;
         Statistics = stats;
@@ -98,6 +112,12 @@ internal sealed class OnnxInterpreter
     /// benchmarks. Null (the default) costs nothing.
     /// </summary>
     internal Dictionary<string, (int Calls, double Seconds)>? Profile { get; set; }
+
+    /// <summary>
+    /// Bytes of step outputs held at once at the peak of the last run without a tape, and in total over that run (the
+    /// difference is what early release saved).
+    /// </summary>
+    internal (long Peak, long Total) LastRunBytes { get; private set; }
 
     /// <summary>The execution plan (after folding, dead-node removal and fusion).</summary>
     internal IReadOnlyList<Step> Steps => _steps;
@@ -349,10 +369,20 @@ internal sealed class OnnxInterpreter
         bool ownScope = !Tape.IsRecording;
         var parent = TensorScope.Current;
         var scope = ownScope ? new TensorScope() : null;
+        // Live slots per buffer of this run (no tape only): a buffer is released when no live slot refers to it.
+        Dictionary<TensorStorage, int>? live = scope is null ? null : new(ReferenceEqualityComparer.Instance);
+        bool[]? keep = null;
+        long liveBytes = 0, peakBytes = 0, totalBytes = 0;
+        if (live is not null)
+        {
+            keep = new bool[values.Length];
+            foreach (int s in wanted) keep[s] = true;
+        }
         try
         {
-            foreach (var step in _steps)
+            for (int index = 0; index < _steps.Length; index++)
             {
+                var step = _steps[index];
                 var ins = new OnnxValue?[step.Inputs.Length];
                 for (int k = 0; k < ins.Length; k++)
                 {
@@ -369,8 +399,39 @@ internal sealed class OnnxInterpreter
                     profile[step.OpType] = (calls + 1, seconds + System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
                 }
                 for (int k = 0; k < outs.Length; k++)
-                    if (step.Outputs[k] >= 0) values[step.Outputs[k]] = outs[k];
+                    if (step.Outputs[k] >= 0)
+                    {
+                        values[step.Outputs[k]] = outs[k];
+                        if (live is not null && outs[k]?.Tensor is { } t && t.Storage.Owner == scope)
+                        {
+                            int refs = live.GetValueOrDefault(t.Storage);
+                            if (refs == 0)
+                            {
+                                liveBytes += t.Storage.Length * 4L;
+                                totalBytes += t.Storage.Length * 4L;
+                                peakBytes = Math.Max(peakBytes, liveBytes);
+                            }
+                            live[t.Storage] = refs + 1;
+                        }
+                    }
+                if (live is null) continue;
+                foreach (int s in _releaseAfter[index])
+                {
+                    if (keep![s]) continue;
+                    if (values[s]?.Tensor is { } t && live.TryGetValue(t.Storage, out int refs))
+                    {
+                        if (refs > 1) live[t.Storage] = refs - 1;
+                        else
+                        {
+                            live.Remove(t.Storage);
+                            liveBytes -= t.Storage.Length * 4L;
+                            t.Storage.Release();
+                        }
+                    }
+                    values[s] = null;
+                }
             }
+            if (live is not null) LastRunBytes = (peakBytes, totalBytes);
             var result = new Dictionary<string, OnnxValue>(StringComparer.Ordinal);
             foreach (int s in wanted)
                 result[_slotNames[s]] = values[s] ?? throw new InvalidOperationException($"'{_slotNames[s]}' was not computed (is it bound or an unused value?).");

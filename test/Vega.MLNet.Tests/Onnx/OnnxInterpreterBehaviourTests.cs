@@ -68,6 +68,20 @@ public sealed class OnnxInterpreterBehaviourTests
         Assert.True(Fixtures.MaxAbsDiff(fused.Grad, plain.Grad) <= 1e-5 * scale);
     }
 
+    [Fact]
+    public void WithoutATapeBuffersAreReleasedAfterTheirLastUse()
+    {
+        var c = OnnxInterpreterParityTests.Lookup("openai_textual");
+        var interp = OnnxInterpreter.Load(Model(c.Model));
+        var first = interp.Run(OnnxInterpreterParityTests.Feeds(c))["text_embeds"].ToFloatArray();
+        var (peak, total) = interp.LastRunBytes;
+        Assert.True(total > 0 && peak * 4 < total, $"peak {peak} bytes of {total}");
+        // The released buffers were reused, and a second run gives the same result (nothing read after release).
+        var second = interp.Run(OnnxInterpreterParityTests.Feeds(c))["text_embeds"].ToFloatArray();
+        Assert.Equal(first, second);
+        Assert.True(Fixtures.MaxAbsDiff(Fixtures.ReadF32(OnnxInterpreterParityTests.Golden("openai_textual.f32")), second) <= 1e-4);
+    }
+
     // ---------------------------------------------------------------- errors
 
     private static ModelProto Tiny(int opset, params NodeProto[] nodes)
