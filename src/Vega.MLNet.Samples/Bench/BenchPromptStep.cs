@@ -22,24 +22,27 @@ internal static class BenchPromptStep
         var context = new Option<int>("--context") { Description = "Learnable context vectors M per prompt (CoOp default 16).", DefaultValueFactory = _ => 16 };
         var repeats = new Option<int>("--repeats") { Description = "Timed steps per configuration (median reported).", DefaultValueFactory = _ => 3 };
         var profile = new Option<bool>("--profile") { Description = "Print the forward time per op type and the backward time (not recorded)." };
-        var gemm = new Option<string>("--gemm") { Description = "GEMM kernel: auto (OpenBLAS when installed), openblas or managed.", DefaultValueFactory = _ => "auto" };
+        var gemm = new Option<string[]>("--gemm") { Description = "GEMM kernels to measure: auto (OpenBLAS when installed), openblas, managed (default: managed and auto).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["managed", "auto"] };
+        var poolGb = new Option<int>("--pool-gb") { Description = "Bytes the tensor pool keeps between steps, in GiB (default: the library's 4).", DefaultValueFactory = _ => 0 };
+        var chunk = new Option<int>("--chunk") { Description = "Also measure the chunked step (PromptTextEncoder.Step with this many classes per chunk) when C is larger (0 = never).", DefaultValueFactory = _ => 25 };
         var threads = new Option<int>("--threads") { Description = "Threads of the tensor core and OpenBLAS (0 = all cores).", DefaultValueFactory = _ => 0 };
         var command = new Command("prompt-step", "CoOp prompt-learning step (forward + backward through the frozen text tower on the ONNX interpreter): s/step and GFLOP/s.")
-            { shared, towers, classes, context, repeats, threads, profile, gemm };
+            { shared, towers, classes, context, repeats, threads, profile, gemm, poolGb, chunk };
         command.SetAction(parse =>
         {
             string dir = BenchInputs.SharedDirectory(parse.GetValue(shared));
             int t = parse.GetValue(threads);
             if (t > 0) Parallelism.ThreadCount = t;
-            Gemm.Backend = parse.GetValue(gemm) switch
+            var backends = parse.GetValue(gemm)!.Select(g => g switch
             {
                 "auto" => GemmBackend.Auto,
                 "openblas" => GemmBackend.OpenBlas,
                 "managed" => GemmBackend.Managed,
-                var g => throw new ArgumentException($"Unknown --gemm '{g}' (auto, openblas or managed)."),
-            };
+                _ => throw new ArgumentException($"Unknown --gemm '{g}' (auto, openblas or managed)."),
+            }).ToArray();
             bool prof = parse.GetValue(profile);
-            if (Environment.GetEnvironmentVariable("VEGA_POOL_GB") is { } gb) TensorPool.MaxRetainedBytes = long.Parse(gb) << 30;
+            if (parse.GetValue(poolGb) is int gb and > 0) TensorPool.MaxRetainedBytes = (long)gb << 30;
+            int chunkClasses = parse.GetValue(chunk);
             int m = parse.GetValue(context), n = parse.GetValue(repeats);
             var tokenizer = ClipTokenizer.Load(Path.Combine(dir, "clip-tokenizer"));
             var names = File.ReadLines(Path.Combine(dir, "clip-tokenizer", "golden_classnames.jsonl"))
@@ -61,9 +64,14 @@ internal static class BenchPromptStep
                 report.Add($"{tower}: session compile (load + fold + fuse)", load, "s",
                     $"{stats.GraphNodes} nodes → {stats.RuntimeSteps} steps ({stats.FoldedNodes} folded, {stats.DeadNodes} dead, {stats.FusedNodes} fused)");
                 var lengths = encoder.FixedLength is null ? new int?[] { null, 77 } : [null];
+                foreach (var backend in backends)
                 foreach (int c in parse.GetValue(classes)!)
                     foreach (var forced in lengths)
-                        Measure(report, tower, encoder, tokenizer, names.Take(c).ToList(), m, forced, n, prof);
+                    {
+                        Gemm.Backend = backend;
+                        Measure(report, tower, encoder, tokenizer, names.Take(c).ToList(), m, forced, n, prof, 0);
+                        if (chunkClasses > 0 && c > chunkClasses) Measure(report, tower, encoder, tokenizer, names.Take(c).ToList(), m, forced, n, false, chunkClasses);
+                    }
             }
             report.Publish();
             return 0;
@@ -72,7 +80,7 @@ internal static class BenchPromptStep
     }
 
     private static void Measure(BenchmarkReport report, string tower, PromptTextEncoder encoder, ClipTokenizer tokenizer,
-        List<string> names, int m, int? forcedLength, int repeats, bool profile)
+        List<string> names, int m, int? forcedLength, int repeats, bool profile, int chunk)
     {
         var layout = forcedLength is int f
             ? PromptLayout.Create(tokenizer, names, m, ClassTokenPosition.End, f, f, encoder.PadId(tokenizer))
@@ -83,10 +91,13 @@ internal static class BenchPromptStep
 
         // Image side of a CoOp step: a batch of 32 fixed normalised image features and labels.
         const int batch = 32;
-        int dim = -1;
-        Tensor? images = null;
+        int dim;
+        using (Tape.NoGrad()) dim = encoder.Encode(encoder.Slice(prompts, 0, 1), ctx).Shape[1];
+        var imageValues = new float[batch * dim];
+        new Rng(5).FillNormal(imageValues);
+        Tensor images;
+        using (Tape.NoGrad()) images = Ops.L2Normalize(Tensor.FromArray(imageValues, batch, dim)).Keep();
         int[] labels = Enumerable.Range(0, batch).Select(i => i % c).ToArray();
-        var rng = new Rng(5);
 
         double stepSeconds = 0;
         long allocated = 0;
@@ -104,18 +115,14 @@ internal static class BenchPromptStep
             }
             long t0 = Stopwatch.GetTimestamp();
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            if (chunk > 0)
+                encoder.Step(prompts, ctx, features => Ops.CrossEntropy(Ops.MulScalar(Ops.MatMul(images!, Ops.Transpose(features, 1, 0)), 100f), labels), chunk);
+            else
             using (var tape = new Tape())
             {
                 var features = encoder.Forward(prompts, ctx);
                 if (r > 0) forwardSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                if (images is null)
-                {
-                    dim = features.Shape[1];
-                    var v = new float[batch * dim];
-                    rng.FillNormal(v);
-                    using (Tape.NoGrad()) images = Ops.L2Normalize(Tensor.FromArray(v, batch, dim)).Keep();
-                }
-                var logits = Ops.MulScalar(Ops.MatMul(images, Ops.Transpose(features, 1, 0)), 100f);
+                var logits = Ops.MulScalar(Ops.MatMul(images!, Ops.Transpose(features, 1, 0)), 100f);
                 var loss = Ops.CrossEntropy(logits, labels);
                 long tb = Stopwatch.GetTimestamp();
                 tape.Backward(loss);
@@ -138,14 +145,15 @@ internal static class BenchPromptStep
 
         int layers = encoder.Interpreter.Steps.Count(s => s.OpType == "Softmax");
         double flops = StepFlops(c, l, encoder.Width, layers, dim);
-        string input = $"{Path.GetFileName(Path.GetDirectoryName(encoder.Source))}, C={c}, M={m}, length {l}{(encoder.FixedLength is null ? forcedLength is null ? " (longest prompt)" : " (padded)" : " (fixed)")}, {Parallelism.ThreadCount} threads, GEMM {Gemm.Effective}";
-        report.Add($"{tower}: step time C={c}, L={l}", stepSeconds, "s/step", input + $", median of {repeats}");
-        report.Add($"{tower}: CPU time C={c}, L={l}", cpuSeconds, "CPU s/step", "user + system time of the process, all threads (median); wall ≈ CPU / threads on an idle machine");
-        report.Add($"{tower}: throughput C={c}, L={l}", flops / stepSeconds / 1e9, "GFLOP/s", $"{flops / 1e9:F1} GFLOP per step (matmuls: forward + input-gradient backward)");
+        string mode = (chunk > 0 ? $", chunks of {chunk} classes" : "") + $", {Gemm.Effective}";
+        string input = $"{Path.GetFileName(Path.GetDirectoryName(encoder.Source))}, C={c}{mode}, M={m}, length {l}{(encoder.FixedLength is null ? forcedLength is null ? " (longest prompt)" : " (padded)" : " (fixed)")}, {Parallelism.ThreadCount} threads, GEMM {Gemm.Effective}";
+        report.Add($"{tower}: step time C={c}, L={l}{mode}", stepSeconds, "s/step", input + $", median of {repeats}");
+        report.Add($"{tower}: CPU time C={c}, L={l}{mode}", cpuSeconds, "CPU s/step", "user + system time of the process, all threads (median); wall ≈ CPU / threads on an idle machine");
+        report.Add($"{tower}: throughput C={c}, L={l}{mode}", flops / stepSeconds / 1e9, "GFLOP/s", $"{flops / 1e9:F1} GFLOP per step (matmuls: forward + input-gradient backward)");
         long rents = poolAfter.Rented - poolBefore.Rented, reused = poolAfter.Reused - poolBefore.Reused;
-        report.AddText($"{tower}: buffers C={c}, L={l}", $"{100.0 * reused / Math.Max(rents, 1):F1} % pooled, {allocated / repeats / 1048576.0:F1} MiB managed/step",
+        report.AddText($"{tower}: buffers C={c}, L={l}{mode}", $"{100.0 * reused / Math.Max(rents, 1):F1} % pooled, {allocated / repeats / 1048576.0:F1} MiB managed/step",
             $"{rents / repeats} buffer rents per step; managed allocation includes tape nodes and shape arrays");
-        AnsiConsole.MarkupLine($"[grey]{Markup.Escape(tower)} C={c} L={l}: {stepSeconds:F3} s/step, {cpuSeconds:F3} CPU s/step (mean forward {forwardSeconds / repeats:F3} s, backward {backwardSeconds / repeats:F3} s)[/]");
+        AnsiConsole.MarkupLine($"[grey]{Markup.Escape(tower)} C={c} L={l}{mode}: {stepSeconds:F3} s/step, {cpuSeconds:F3} CPU s/step (mean forward {forwardSeconds / repeats:F3} s, backward {backwardSeconds / repeats:F3} s)[/]");
         if (encoder.Interpreter.Profile is { } p)
         {
             foreach (var (op, (calls, seconds)) in p.OrderByDescending(kv => kv.Value.Seconds))

@@ -65,6 +65,24 @@ internal sealed class PromptLayout
     /// <summary>Number of class-name tokens per prompt.</summary>
     public int[] ClassTokenCounts { get; }
 
+    /// <summary>
+    /// The prompts of classes [<paramref name="start"/>, start + <paramref name="count"/>), with rows narrowed to
+    /// <paramref name="sequenceLength"/> (at least their longest prompt).
+    /// </summary>
+    public PromptLayout Subset(int start, int count, int sequenceLength)
+    {
+        if (start < 0 || count < 1 || start + count > ClassCount) throw new ArgumentOutOfRangeException(nameof(count), $"Classes [{start}, {start + count}) are not within [0, {ClassCount}).");
+        int longest = Lengths.AsSpan(start, count).ToArray().Max();
+        if (sequenceLength < longest || sequenceLength > SequenceLength)
+            throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, $"Rows must hold the longest prompt ({longest}) and at most {SequenceLength} tokens.");
+        var ids = new long[count * sequenceLength];
+        for (int c = 0; c < count; c++)
+            Ids.AsSpan((start + c) * SequenceLength, sequenceLength).CopyTo(ids.AsSpan(c * sequenceLength, sequenceLength));
+        int m = ContextTokens;
+        return new PromptLayout(ClassNames.Skip(start).Take(count).ToArray(), m, Position, sequenceLength, ids,
+            Lengths.AsSpan(start, count).ToArray(), ContextPositions.AsSpan(start * m, count * m).ToArray(), ClassTokenCounts.AsSpan(start, count).ToArray());
+    }
+
     /// <summary>The attention mask [C, SequenceLength]: 1 up to and including the end token, then 0.</summary>
     public long[] AttentionMask()
     {

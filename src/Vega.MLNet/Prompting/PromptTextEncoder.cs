@@ -237,6 +237,77 @@ internal sealed class PromptTextEncoder
     public Tensor Forward(PreparedPrompts prompts, Tensor context) => Ops.L2Normalize(Encode(prompts, context), -1);
 
     /// <summary>
+    /// The prompts of classes [<paramref name="start"/>, start + <paramref name="count"/>): views of the frozen
+    /// embeddings, rows narrowed to the chunk's longest prompt when the tower has dynamic length.
+    /// </summary>
+    public PreparedPrompts Slice(PreparedPrompts prompts, int start, int count)
+    {
+        var layout = prompts.Layout;
+        int width = FixedLength ?? layout.Lengths.AsSpan(start, count).ToArray().Max();
+        var sub = layout.Subset(start, count, width);
+        var embeds = Ops.Slice(prompts.BaseEmbeddings, [start, 0], [start + count, width], [0, 1]);
+        var ids = OnnxValue.FromInts(sub.Ids, [count, width]);
+        var mask = MaskInput is null ? null : OnnxValue.FromInts(sub.AttentionMask(), [count, width]);
+        return new PreparedPrompts(sub, embeds, ids, mask);
+    }
+
+    /// <summary>
+    /// One training step: features → <paramref name="loss"/> → gradients accumulated into the context's
+    /// <see cref="Tensor.Grad"/> (zero it between steps). With <paramref name="classesPerChunk"/> smaller than C, the
+    /// tower's activations are recorded for one chunk of classes at a time, so that memory stays bounded: first all
+    /// classes without a tape (buffers are released after their last use) to get the features, then the loss and its
+    /// gradient with respect to the features, then every chunk again on a tape, back-propagating its slice of that
+    /// gradient (one extra forward pass; the gradient is the same).
+    /// Returns the loss.
+    /// </summary>
+    public float Step(PreparedPrompts prompts, Tensor context, Func<Tensor, Tensor> loss, int classesPerChunk = 0)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        int c = prompts.Layout.ClassCount;
+        if (classesPerChunk <= 0 || classesPerChunk >= c)
+        {
+            using var tape = new Tape();
+            var value = loss(Forward(prompts, context));
+            tape.Backward(value);
+            return value.Item();
+        }
+        var chunks = new List<(int Start, int Count, PreparedPrompts Prompts)>();
+        for (int s = 0; s < c; s += classesPerChunk)
+        {
+            int n = Math.Min(classesPerChunk, c - s);
+            chunks.Add((s, n, Slice(prompts, s, n)));
+        }
+        Tensor ChunkContext(int start, int count) => context.Rank == 3 ? Ops.Slice(context, 0, start, start + count) : context;
+
+        // Without a tape the interpreter releases every buffer after its last use, so all classes fit in one pass.
+        float[] all;
+        int dim;
+        using (var scope = new TensorScope())
+        using (Tape.NoGrad())
+        {
+            var f = Forward(prompts, context);
+            dim = f.Shape[1];
+            all = f.ToArray();
+        }
+        var features = Tensor.Parameter(all, [c, dim], "features");
+        float result;
+        using (var tape = new Tape())
+        {
+            var value = loss(features);
+            tape.Backward(value);
+            result = value.Item();
+        }
+        var gradient = features.Grad!.ToArray();
+        foreach (var (start, count, sub) in chunks)
+        {
+            using var tape = new Tape();
+            var f = Forward(sub, ChunkContext(start, count));
+            tape.Backward(f, Tensor.FromArray(gradient.AsSpan(start * dim, count * dim), count, dim));
+        }
+        return result;
+    }
+
+    /// <summary>
     /// Writes the tower with its token-embedding lookup replaced by an <c>inputs_embeds</c> input
     /// (<see cref="PromptInjection"/>), so that ONNX Runtime runs it with learned context: feed <c>input_ids</c> (for
     /// pooling), <c>inputs_embeds</c> (<see cref="InputEmbeddings"/>) and, when the tower has it, <c>attention_mask</c>.

@@ -145,6 +145,31 @@ public sealed class PromptTextEncoderTests
         Assert.True(Fixtures.MaxAbsDiff(ours, onExport.Run(feeds)[enc.Output].ToFloatArray()) <= 1e-5);
     }
 
+    [Theory]
+    [InlineData("openai/textual.onnx", false)]
+    [InlineData("hf/text_model.onnx", true)]
+    public void ChunkedStepGivesTheOneShotLossAndGradient(string model, bool classSpecific)
+    {
+        var enc = Encoder(model);
+        string[] names = ["cat", "T-shirt/top", "ankle boot", "golden retriever", "a", "hot air balloon", "sneaker"];
+        var prompts = enc.Prepare(enc.Layout(PromptLayoutTests.Tokenizer.Value, names, 4, ClassTokenPosition.End));
+        var images = new float[5 * 32];
+        new Rng(17).FillNormal(images);
+        int[] labels = [0, 3, 6, 2, 5];
+        Tensor Loss(Tensor features) =>
+            Ops.CrossEntropy(Ops.MulScalar(Ops.MatMul(Tensor.FromArray(images, 5, 32), Ops.Transpose(features, 1, 0)), 10f), labels);
+        var ctxA = enc.InitialContext(prompts.Layout, classSpecific, seed: 4);
+        var ctxB = enc.InitialContext(prompts.Layout, classSpecific, seed: 4);
+        float one = enc.Step(prompts, ctxA, Loss);
+        float chunked = enc.Step(prompts, ctxB, Loss, classesPerChunk: 3);
+        Assert.Equal(one, chunked, 5);
+        var a = ctxA.Grad!.ToArray();
+        var b = ctxB.Grad!.ToArray();
+        double scale = a.Max(v => Math.Abs((double)v));
+        Assert.True(scale > 0);
+        Assert.True(Fixtures.MaxAbsDiff(a, b) <= 1e-4 * scale, $"max diff {Fixtures.MaxAbsDiff(a, b):G3} of {scale:G3}");
+    }
+
     [Fact]
     public void ContextOfTheWrongShapeIsAClearError()
     {
