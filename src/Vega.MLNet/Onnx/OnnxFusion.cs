@@ -157,9 +157,17 @@ internal static class OnnxFusion
         var step = new OnnxInterpreter.Step("vega.LayerNorm", name, [x], [output], (i, o) =>
         {
             var t = i[0]!.Tensor ?? throw new InvalidDataException($"Fused LayerNorm '{name}': the input is not float32.");
-            bool exact = gamma is null || (t.Rank >= 1 && t.Shape[^1] == gamma.Length);
-            if (!exact) throw new InvalidDataException($"Fused LayerNorm '{name}': γ has {gamma!.Length} values for an input of shape {t.ShapeString}.");
-            o[0] = OnnxValue.FromTensor(Ops.LayerNorm(t, gamma, beta, eps, 1));
+            int d = t.Rank >= 1 ? t.Shape[^1] : 1;
+            if ((gamma is null || gamma.Length == d) && (beta is null || beta.Length == d))
+                o[0] = OnnxValue.FromTensor(Ops.LayerNorm(t, gamma, beta, eps, 1));
+            else
+            {
+                // γ/β that only broadcast (e.g. one value): normalise, then apply them as the graph does.
+                var y = Ops.LayerNorm(t, null, null, eps, 1);
+                if (gamma is not null) y = Ops.Mul(y, gamma);
+                if (beta is not null) y = Ops.Add(y, beta);
+                o[0] = OnnxValue.FromTensor(y);
+            }
         }, null);
         return (remove.ToArray(), at, step);
     }
