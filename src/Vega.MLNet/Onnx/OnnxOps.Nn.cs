@@ -6,7 +6,7 @@ internal static partial class OnnxOps
 {
     private static void AddNn(List<OnnxOpInfo> list)
     {
-        list.Add(new("MatMul", 1, MatMulKernel, "numpy semantics (1-D operands, broadcast batch dimensions); float32 through GEMM (OpenBLAS when present)"));
+        list.Add(new("MatMul", 1, MatMulKernel, "numpy semantics (1-D operands, broadcast batch dimensions); float32 through the tensor core's GEMM (OpenBLAS or the managed kernel, see VEGA_GEMM)"));
         list.Add(new("Gemm", 7, GemmKernel, "alpha, beta, transA, transB; C optional from opset 11, broadcast to [M, N]"));
         list.Add(new("Softmax", 1, n => SoftmaxKernel(n, log: false), "opset < 13: input coerced to 2-D at axis (default 1); from 13: along axis (default −1)"));
         list.Add(new("LogSoftmax", 1, n => SoftmaxKernel(n, log: true), "as Softmax"));
