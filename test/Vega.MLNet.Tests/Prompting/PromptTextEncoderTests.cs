@@ -170,6 +170,28 @@ public sealed class PromptTextEncoderTests
         Assert.True(Fixtures.MaxAbsDiff(a, b) <= 1e-4 * scale, $"max diff {Fixtures.MaxAbsDiff(a, b):G3} of {scale:G3}");
     }
 
+    /// <summary>The benchmark towers generate their token table in-graph: the encoder finds it after constant folding.</summary>
+    [Theory]
+    [InlineData("openai-vit-b32/textual.onnx")]
+    [InlineData("hf-vit-b32/text_model.onnx")]
+    public void BenchmarkTowersWithAGeneratedTokenTableWork(string file)
+    {
+        string path = Path.Combine(Fixtures.Shared, "bench", file);
+        var enc = PromptTextEncoder.Load(path);
+        Assert.Equal(49408, enc.VocabularySize);
+        Assert.Equal(512, enc.Width);
+        var tok = PromptLayoutTests.Tokenizer.Value;
+        var layout = enc.Layout(tok, Names, 16, ClassTokenPosition.End);
+        var prompts = enc.Prepare(layout);
+        int x = tok.Encode("X").Single();
+        var row = enc.TokenEmbedding.ToArray().AsSpan(x * enc.Width, enc.Width).ToArray();
+        var ctx = Tensor.Wrap(Enumerable.Range(0, 16).SelectMany(_ => row).ToArray(), 16, enc.Width);
+        var ours = enc.Encode(prompts, ctx).ToArray();
+        var ort = OrtTextEmbeds(path, layout, enc);
+        double scale = Math.Max(1, ort.Max(v => Math.Abs((double)v)));
+        Assert.True(Fixtures.MaxAbsDiff(ort, ours) <= 1e-4 * scale, $"max |encoder − ONNX Runtime| = {Fixtures.MaxAbsDiff(ort, ours):G3} (outputs up to {scale:G3})");
+    }
+
     [Fact]
     public void ContextOfTheWrongShapeIsAClearError()
     {
