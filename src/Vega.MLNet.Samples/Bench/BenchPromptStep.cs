@@ -144,12 +144,18 @@ internal static class BenchPromptStep
         double cpuSeconds = cpu[cpu.Count / 2];
 
         int layers = encoder.Interpreter.Steps.Count(s => s.OpType == "Softmax");
-        double flops = StepFlops(c, l, encoder.Width, layers, dim);
-        string mode = (chunk > 0 ? $", chunks of {chunk} classes" : "") + $", {Gemm.Effective}";
-        string input = $"{Path.GetFileName(Path.GetDirectoryName(encoder.Source))}, C={c}{mode}, M={m}, length {l}{(encoder.FixedLength is null ? forcedLength is null ? " (longest prompt)" : " (padded)" : " (fixed)")}, {Parallelism.ThreadCount} threads, GEMM {Gemm.Effective}";
+        double flops = StepFlops(c, l, encoder.Width, layers, dim, 1.0);
+        double realRows = (double)layout.Lengths.Sum() / (c * l);
+        double executed = StepFlops(c, l, encoder.Width, layers, dim, realRows);
+        string chunked = chunk > 0 ? $", chunks of {chunk} classes" : "";
+        string mode = chunked + $", {Gemm.Effective}";
+        string input = $"{Path.GetFileName(Path.GetDirectoryName(encoder.Source))}, C={c}{chunked}, M={m}, length {l}{(encoder.FixedLength is null ? forcedLength is null ? " (longest prompt)" : " (padded)" : " (fixed)")}, {Parallelism.ThreadCount} threads, GEMM {Gemm.Effective}";
         report.Add($"{tower}: step time C={c}, L={l}{mode}", stepSeconds, "s/step", input + $", median of {repeats}");
         report.Add($"{tower}: CPU time C={c}, L={l}{mode}", cpuSeconds, "CPU s/step", "user + system time of the process, all threads (median); wall ≈ CPU / threads on an idle machine");
-        report.Add($"{tower}: throughput C={c}, L={l}{mode}", flops / stepSeconds / 1e9, "GFLOP/s", $"{flops / 1e9:F1} GFLOP per step (matmuls: forward + input-gradient backward)");
+        report.Add($"{tower}: throughput C={c}, L={l}{mode}", flops / stepSeconds / 1e9, "GFLOP/s",
+            $"dense-equivalent: {flops / 1e9:F1} GFLOP per step (matmuls of the forward + input-gradient backward{(chunk > 0 ? ", recomputed forward not counted" : "")})");
+        report.Add($"{tower}: executed throughput C={c}, L={l}{mode}", executed / stepSeconds / 1e9, "GFLOP/s",
+            $"{executed / 1e9:F1} GFLOP actually multiplied: the backward projections skip the {100 * (1 - realRows):F0} % rows after the end tokens");
         long rents = poolAfter.Rented - poolBefore.Rented, reused = poolAfter.Reused - poolBefore.Reused;
         report.AddText($"{tower}: buffers C={c}, L={l}{mode}", $"{100.0 * reused / Math.Max(rents, 1):F1} % pooled, {allocated / repeats / 1048576.0:F1} MiB managed/step",
             $"{rents / repeats} buffer rents per step; managed allocation includes tape nodes and shape arrays");
@@ -166,14 +172,16 @@ internal static class BenchPromptStep
     /// Matmul FLOPs of one step (2 per multiply-add): per layer and token the projections 3W² (QKV), W² (out) and 8W²
     /// (MLP with ratio 4), attention 2·L·W per token (scores and weighted sum); backward computes only input gradients
     /// (frozen weights): the projections once more, attention twice (both operands depend on the input).
+    /// <paramref name="backwardRowFraction"/> scales the backward projections (1 = dense; the row-sparse backward
+    /// multiplies only the rows up to each prompt's end token).
     /// </summary>
-    internal static double StepFlops(int classes, int length, int width, int layers, int dim)
+    internal static double StepFlops(int classes, int length, int width, int layers, int dim, double backwardRowFraction)
     {
         double tokens = (double)classes * length;
         double proj = 2 * tokens * 12.0 * width * width;
         double attn = 2 * 2.0 * classes * (double)length * length * width;
         double forward = layers * (proj + attn) + 2.0 * classes * width * dim;
-        double backward = layers * (proj + 2 * attn) + 2.0 * classes * width * dim;
+        double backward = layers * (proj * backwardRowFraction + 2 * attn) + 2.0 * classes * width * dim;
         return forward + backward;
     }
 }
