@@ -62,8 +62,6 @@ internal sealed class OnnxNode
 
     public TensorProto? Tensor(string name) => _attributes.TryGetValue(name, out var a) ? a.T : null;
 
-    public AttributeProto? Attribute(string name) => _attributes.GetValueOrDefault(name);
-
     /// <summary>An exception that names the op, the node and the file.</summary>
     public InvalidDataException Error(string message, Exception? inner = null) => new($"ONNX {OpType} node '{Name}' (opset {Opset}) in '{Source}': {message}", inner);
 

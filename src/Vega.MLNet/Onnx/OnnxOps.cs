@@ -73,8 +73,6 @@ internal static partial class OnnxOps
         return r;
     }
 
-    internal static int SaturateToInt(long v) => (int)Math.Clamp(v, -(1L << 30), 1L << 30);
-
     /// <summary>Element strides of <paramref name="shape"/> aligned to <paramref name="outShape"/> (0 where broadcast).</summary>
     internal static long[] BroadcastStrides(int[] shape, int[] outShape)
     {

@@ -173,31 +173,6 @@ internal sealed class OnnxValue
         return new OnnxValue(type, null, values, dims);
     }
 
-    /// <summary>Writes the value as a TensorProto with raw_data.</summary>
-    public TensorProto ToProto(string name)
-    {
-        var dims = Shape.Select(d => (long)d).ToArray();
-        if (IsFloat) return TensorProtoData.FromFloats(name, dims, AsTensor().ToArray());
-        var t = new TensorProto { Name = name, DataType = (int)Type };
-        t.Dims.AddRange(dims);
-        int size = ElementSize(Type);
-        var bytes = new byte[Ints!.Length * size];
-        for (int i = 0; i < Ints.Length; i++)
-        {
-            var b = bytes.AsSpan(i * size, size);
-            long v = Ints[i];
-            switch (size)
-            {
-                case 1: b[0] = (byte)v; break;
-                case 2: MemoryMarshal.Write(b, (short)v); break;
-                case 4: MemoryMarshal.Write(b, (int)v); break;
-                default: MemoryMarshal.Write(b, v); break;
-            }
-        }
-        t.RawData = Google.Protobuf.ByteString.CopyFrom(bytes);
-        return t;
-    }
-
     public static int ElementSize(OnnxDataType t) => t switch
     {
         OnnxDataType.UInt8 or OnnxDataType.Int8 or OnnxDataType.Bool => 1,
