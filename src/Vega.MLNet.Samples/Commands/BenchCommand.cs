@@ -22,5 +22,6 @@ internal static class BenchCommand
         yield return BenchScoring.Create();
         yield return BenchTensor.Create();
         yield return BenchAape.Create();
+        yield return BenchPromptStep.Create();
     }
 }

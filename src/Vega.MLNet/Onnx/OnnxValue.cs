@@ -1,0 +1,183 @@
+using System.Runtime.InteropServices;
+using Vega.MLNet.Onnx.Proto;
+using Vega.MLNet.Tensors;
+
+namespace Vega.MLNet.Onnx;
+
+/// <summary>ONNX element types (the values of TensorProto.DataType).</summary>
+internal enum OnnxDataType
+{
+    Undefined = 0,
+    Float = 1,
+    UInt8 = 2,
+    Int8 = 3,
+    UInt16 = 4,
+    Int16 = 5,
+    Int32 = 6,
+    Int64 = 7,
+    String = 8,
+    Bool = 9,
+    Float16 = 10,
+    Double = 11,
+    UInt32 = 12,
+    UInt64 = 13,
+    Complex64 = 14,
+    Complex128 = 15,
+    BFloat16 = 16,
+}
+
+/// <summary>
+/// A value flowing through the interpreter: a tagged union of a float32 <see cref="Tensors.Tensor"/> (the differentiable
+/// path; on the tape when it requires a gradient) and a host array of integers (every integer type and bool, held as
+/// <c>long</c> and wrapped to the element type after each operation) with its shape. Shape sub-graphs (Shape, Gather
+/// on shapes, Concat of int64, …) run on the host arrays; they are tiny and never differentiable.
+/// </summary>
+internal sealed class OnnxValue
+{
+    private OnnxValue(OnnxDataType type, Tensor? tensor, long[]? ints, int[] shape)
+    {
+        Type = type;
+        Tensor = tensor;
+        Ints = ints;
+        Shape = shape;
+    }
+
+    public OnnxDataType Type { get; }
+
+    /// <summary>The float32 tensor (when <see cref="IsFloat"/>).</summary>
+    public Tensor? Tensor { get; }
+
+    /// <summary>The integer or bool elements in row-major order (when not <see cref="IsFloat"/>).</summary>
+    public long[]? Ints { get; }
+
+    /// <summary>The dimensions (do not modify).</summary>
+    public int[] Shape { get; }
+
+    public bool IsFloat => Type == OnnxDataType.Float;
+
+    public int Rank => Shape.Length;
+
+    public long Length => Shapes.Product(Shape);
+
+    public static OnnxValue FromTensor(Tensor t) => new(OnnxDataType.Float, t, null, t.Shape);
+
+    public static OnnxValue FromInts(long[] data, int[] shape, OnnxDataType type = OnnxDataType.Int64)
+    {
+        if (!IsIntegral(type)) throw new ArgumentException($"{type} is not an integer or bool type.", nameof(type));
+        if (Shapes.Product(shape) != data.Length)
+            throw new ArgumentException($"{data.Length} values do not fill the shape {Shapes.ToString(shape)}.", nameof(data));
+        return new OnnxValue(type, null, data, shape);
+    }
+
+    public static OnnxValue Scalar(long v, OnnxDataType type = OnnxDataType.Int64) => FromInts([v], [], type);
+
+    public static OnnxValue Vector(params long[] v) => FromInts(v, [v.Length]);
+
+    /// <summary>Integer and bool types held in <see cref="Ints"/>.</summary>
+    public static bool IsIntegral(OnnxDataType t) => t is OnnxDataType.UInt8 or OnnxDataType.Int8 or OnnxDataType.UInt16 or OnnxDataType.Int16
+        or OnnxDataType.Int32 or OnnxDataType.Int64 or OnnxDataType.Bool or OnnxDataType.UInt32 or OnnxDataType.UInt64;
+
+    /// <summary>The types this interpreter can hold.</summary>
+    public static bool IsSupported(OnnxDataType t) => t == OnnxDataType.Float || IsIntegral(t);
+
+    /// <summary>Wraps <paramref name="v"/> to the range of <paramref name="type"/> (two's complement, like a C cast).</summary>
+    public static long Wrap(long v, OnnxDataType type) => type switch
+    {
+        OnnxDataType.UInt8 => (byte)v,
+        OnnxDataType.Int8 => (sbyte)v,
+        OnnxDataType.UInt16 => (ushort)v,
+        OnnxDataType.Int16 => (short)v,
+        OnnxDataType.Int32 => (int)v,
+        OnnxDataType.UInt32 => (uint)v,
+        OnnxDataType.Bool => v != 0 ? 1 : 0,
+        _ => v,
+    };
+
+    /// <summary>The float tensor; integer values are converted to a new float tensor (not differentiable).</summary>
+    public Tensor AsTensor()
+    {
+        if (Tensor is not null) return Tensor;
+        var ints = Ints!;
+        var t = Tensors.Tensor.Empty(Shape);
+        var s = t.Span;
+        for (int i = 0; i < ints.Length; i++) s[i] = Type == OnnxDataType.UInt64 ? (float)(ulong)ints[i] : ints[i];
+        return t;
+    }
+
+    /// <summary>The float elements in row-major order (copied for strided tensors, converted for integers).</summary>
+    public float[] ToFloatArray() => AsTensor().ToArray();
+
+    public override string ToString() =>
+        $"{Type} {Shapes.ToString(Shape)}" + (Ints is { Length: <= 8 } a ? " [" + string.Join(", ", a) + "]" : "");
+
+    // ---------------------------------------------------------------- TensorProto conversion
+
+    /// <summary>Reads a TensorProto (raw_data or the typed fields) into a value (float tensors are persistent).</summary>
+    public static OnnxValue FromProto(TensorProto t, string source)
+    {
+        var type = (OnnxDataType)t.DataType;
+        var dims = new int[t.Dims.Count];
+        for (int i = 0; i < dims.Length; i++)
+        {
+            if (t.Dims[i] < 0 || t.Dims[i] > int.MaxValue)
+                throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' has an invalid dimension {t.Dims[i]}.");
+            dims[i] = (int)t.Dims[i];
+        }
+        if (t.DataLocation == TensorProto.Types.DataLocation.External)
+            throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' is stored externally and was not loaded (load the model with OnnxModelFile.Load from its folder).");
+        if (type == OnnxDataType.Float)
+        {
+            var data = TensorProtoData.ToFloats(t);
+            var tensor = Tensors.Tensor.Wrap(data, dims);
+            tensor.Name = t.Name;
+            return FromTensor(tensor);
+        }
+        if (!IsIntegral(type))
+            throw new NotSupportedException($"Tensor '{t.Name}' in '{source}' has element type {type}; the interpreter handles float32, integer and bool tensors.");
+        long n = Shapes.Product(dims);
+        var values = new long[n];
+        var raw = t.RawData.Span;
+        if (!raw.IsEmpty)
+        {
+            int size = ElementSize(type);
+            if (raw.Length != n * size)
+                throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' has {raw.Length} raw bytes; shape [{string.Join(", ", t.Dims)}] of {type} needs {n * size}.");
+            for (int i = 0; i < n; i++)
+            {
+                var b = raw.Slice(i * size, size);
+                values[i] = type switch
+                {
+                    OnnxDataType.UInt8 or OnnxDataType.Bool => b[0],
+                    OnnxDataType.Int8 => (sbyte)b[0],
+                    OnnxDataType.UInt16 => MemoryMarshal.Read<ushort>(b),
+                    OnnxDataType.Int16 => MemoryMarshal.Read<short>(b),
+                    OnnxDataType.Int32 => MemoryMarshal.Read<int>(b),
+                    OnnxDataType.UInt32 => MemoryMarshal.Read<uint>(b),
+                    _ => MemoryMarshal.Read<long>(b),
+                };
+            }
+        }
+        else
+        {
+            // Typed fields: int64_data for INT64, uint64_data for UINT32/UINT64, int32_data for the small types.
+            IReadOnlyList<long> source64 = type switch
+            {
+                OnnxDataType.Int64 => t.Int64Data,
+                OnnxDataType.UInt32 or OnnxDataType.UInt64 => t.Uint64Data.Select(v => (long)v).ToArray(),
+                _ => t.Int32Data.Select(v => (long)v).ToArray(),
+            };
+            if (source64.Count != n)
+                throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' of shape [{string.Join(", ", t.Dims)}] holds {source64.Count} values instead of {n}.");
+            for (int i = 0; i < n; i++) values[i] = Wrap(source64[i], type);
+        }
+        return new OnnxValue(type, null, values, dims);
+    }
+
+    public static int ElementSize(OnnxDataType t) => t switch
+    {
+        OnnxDataType.UInt8 or OnnxDataType.Int8 or OnnxDataType.Bool => 1,
+        OnnxDataType.UInt16 or OnnxDataType.Int16 or OnnxDataType.Float16 or OnnxDataType.BFloat16 => 2,
+        OnnxDataType.Int32 or OnnxDataType.UInt32 or OnnxDataType.Float => 4,
+        _ => 8,
+    };
+}
