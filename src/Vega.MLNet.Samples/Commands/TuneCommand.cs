@@ -4,6 +4,7 @@ using Spectre.Console;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
+using Vega.MLNet.Prompting;
 using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Text;
 
@@ -75,7 +76,7 @@ internal static class TuneCommand
             var result = PromptTuner.Tune(clip, images, candidates, classNames, options, trueLabels, ct);
             if (result.ResumedFromEpoch > 0) AnsiConsole.MarkupLine($"resumed from the checkpoint after epoch {result.ResumedFromEpoch}");
             string outDir = parse.GetValue(output)!;
-            result.Classifier.Save(outDir);
+            result.Save(outDir);
             AnsiConsole.MarkupLine(Markup.Escape($"classifier ({result.Classifier.Method}) written to {outDir}"));
             return 0;
         })));

@@ -13,6 +13,8 @@ public sealed class VisionLanguageModelSelectionTests
 {
     private static readonly string[] Classes = [.. ImageSource.FashionMnistClassNames];
 
+    internal static (string Images, string Labels) LabelledSubsetFiles(int n) => LabelledSubset(n);
+
     private static (string Images, string Labels) LabelledSubset(int n)
     {
         string images = ImageEmbedderTests.FashionSubset(n);

@@ -3,21 +3,11 @@ using System.Security.Cryptography;
 using System.Text;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Models;
+using Vega.MLNet.Prompting;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
 
 namespace Vega.MLNet.Prompting.PartialLabel;
-
-/// <summary>Where the class-name tokens sit relative to CoOp's learnable context.</summary>
-public enum ClassTokenPosition
-{
-    /// <summary>[start][context × M][class][.][end] (CoOp's default).</summary>
-    End,
-    /// <summary>[start][context × M/2][class][context × M/2][.][end].</summary>
-    Middle,
-    /// <summary>[start][class][context × M][.][end].</summary>
-    Front,
-}
 
 /// <summary>Options of <see cref="PromptTuner.Tune"/>. Defaults follow CoOp (SGD lr 0.002, momentum 0.9, weight decay
 /// 5e-4, batch 32, 16 context tokens at the end, one warm-up epoch, cosine schedule).</summary>
@@ -105,6 +95,59 @@ public sealed class TuningResult
 
     /// <summary>Shape of <see cref="Context"/> ([M, width] or [C, M, width]).</summary>
     public int[]? ContextShape { get; }
+
+    internal LearnedPrompt? Prompt { get; init; }
+
+    /// <summary>
+    /// Writes the classifier (<see cref="TunedClassifier.Save"/>) and, for CoOp, the learnt prompt: <c>context.npy</c>,
+    /// <c>prompt.json</c> (layout, token ids per class, positions of the context vectors) and
+    /// <c>text_model_inputs_embeds.onnx</c>, the text tower with an <c>inputs_embeds</c> input so that ONNX Runtime
+    /// re-embeds the prompts (feed <c>input_ids</c>, the assembled embeddings, and <c>attention_mask</c> when present).
+    /// </summary>
+    public void Save(string directory)
+    {
+        Classifier.Save(directory);
+        Prompt?.Save(directory);
+    }
+}
+
+/// <summary>CoOp's learnt prompt and what is needed to run it again outside the trainer.</summary>
+internal sealed class LearnedPrompt(PromptLayout layout, float[] context, int[] shape, PromptTextEncoder encoder)
+{
+    public PromptLayout Layout { get; } = layout;
+    public float[] Context { get; } = context;
+    public int[] Shape { get; } = shape;
+
+    /// <summary>inputs_embeds [C, L, width] for the ONNX export: token_embedding[ids] with the context in place.</summary>
+    public float[] InputEmbeddings()
+    {
+        using var scope = new TensorScope();
+        using var _ = Tape.NoGrad();
+        var prompts = encoder.Prepare(Layout);
+        return encoder.InputEmbeddings(prompts, Tensor.FromArray(Context, Shape)).ToArray();
+    }
+
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        int rows = Shape.Length == 3 ? Shape[0] * Shape[1] : Shape[0];
+        Npy.WriteFloat32(Path.Combine(directory, "context.npy"), Context, rows, Shape[^1]);
+        var json = new Dictionary<string, object>
+        {
+            ["format"] = "vega-prompt-1",
+            ["context_shape"] = Shape,
+            ["class_position"] = Layout.Position.ToString(),
+            ["context_tokens"] = Layout.ContextTokens,
+            ["classes"] = Layout.ClassNames,
+            ["sequence_length"] = Layout.SequenceLength,
+            ["input_ids"] = Layout.Ids,
+            ["attention_mask"] = Layout.AttentionMask(),
+            ["context_positions"] = Layout.ContextPositions,
+            ["text_model"] = "text_model_inputs_embeds.onnx",
+        };
+        File.WriteAllText(Path.Combine(directory, "prompt.json"), System.Text.Json.JsonSerializer.Serialize(json));
+        encoder.ExportOnnx(Path.Combine(directory, "text_model_inputs_embeds.onnx"));
+    }
 }
 
 /// <summary>
@@ -159,7 +202,79 @@ public static class PromptTuner
             return LinearProbe(trainImages, candidates, classNames, loss, settings, model.LogitScale, model.Name, options,
                 Fingerprint(model.ContentHash, trainImages, candidates, options), teacher, trueLabels, cancellationToken);
 
-        throw new NotSupportedException("CoOp prompt learning needs the ONNX interpreter's prompt encoder (see CoopTuner).");
+        return CoOp(model, trainImages, candidates, classNames, loss, settings, options, teacher, trueLabels, cancellationToken);
+    }
+
+    /// <summary>
+    /// CoOp: M context vectors in the text tower's token-embedding space (unified or class-specific), the frozen text
+    /// tower run by the ONNX interpreter with autodiff, logits = s·cos(x, text(prompt_c)); the classifier is the text
+    /// features of the learnt prompts.
+    /// </summary>
+    internal static TuningResult CoOp(ClipModel model, EmbeddingMatrix images, CandidateLabels candidates, IReadOnlyList<string> classNames,
+        PartialLabelLoss loss, PllTrainingSettings settings, PromptTuningOptions options, float[]? teacher, int[]? trueLabels, CancellationToken ct)
+    {
+        var encoder = OpenPromptEncoder(model);
+        int m = options.ContextTokens;
+        long[]? initIds = null;
+        if (options.ContextInit is { } phrase)
+        {
+            initIds = model.Tokenizer.Encode(phrase).Select(i => (long)i).ToArray();
+            if (initIds.Length == 0) throw new ArgumentException($"The context initialisation \"{phrase}\" has no tokens.", nameof(options));
+            m = initIds.Length;
+        }
+        if (m < 1) throw new ArgumentOutOfRangeException(nameof(options), m, "CoOp needs at least one context token.");
+        var layout = encoder.Layout(model.Tokenizer, classNames, m, options.ClassPosition);
+        var prompts = encoder.Prepare(layout);
+        var context = encoder.InitialContext(layout, options.ClassSpecificContext, options.Seed);
+        if (initIds is not null)
+        {
+            // CoOp's "a photo of a" initialisation: the phrase's token embeddings, for every class when class-specific.
+            var table = encoder.TokenEmbedding;
+            var span = context.Span;
+            int w = encoder.Width, copies = options.ClassSpecificContext ? classNames.Count : 1;
+            for (int k = 0; k < copies; k++)
+                for (int j = 0; j < m; j++)
+                    table.Span.Slice((int)initIds[j] * w, w).CopyTo(span.Slice((k * m + j) * w, w));
+        }
+        int d = images.Dimension;
+        if (d != model.EmbeddingDimension) throw new ArgumentException($"The image embeddings have width {d}, the model {model.EmbeddingDimension}.");
+        var x = Tensor.FromArray(images.Data, images.Count, d).Keep();
+        float scale = model.LogitScale;
+        var trainer = new PllTrainer([context], batch =>
+        {
+            var features = encoder.Forward(prompts, context); // [C, D], normalised
+            var xb = Ops.Gather(x, 0, batch, [batch.Length]);
+            return Ops.MulScalar(Ops.MatMul(xb, Ops.Transpose(features, 1, 0)), scale);
+        }, loss, candidates, settings, teacher, trueLabels);
+        var (epochs, resumed) = RunEpochs(trainer, [context], options, Fingerprint(model.ContentHash, images, candidates, options), ct);
+        EmbeddingMatrix weights;
+        using (new TensorScope())
+        using (Tape.NoGrad())
+        {
+            var f = encoder.Forward(prompts, context);
+            weights = new EmbeddingMatrix(f.ToArray(), classNames.Count, f.Shape[1]);
+        }
+        return new TuningResult(new TunedClassifier(TuningMethod.CoOp, classNames, weights, new float[classNames.Count], scale, model.Name),
+            epochs, resumed, context.ToArray(), context.Shape.ToArray())
+        {
+            Prompt = new LearnedPrompt(layout, context.ToArray(), context.Shape.ToArray(), encoder),
+        };
+    }
+
+    /// <summary>The model's text tower on the ONNX interpreter, bound as <see cref="ClipModel"/> binds it for ONNX Runtime.</summary>
+    internal static PromptTextEncoder OpenPromptEncoder(ClipModel model)
+    {
+        string file = model.TextTower.Session.Source;
+        if (model.Layout == ClipModelLayout.HuggingFaceCombined || ReferenceEquals(model.TextTower.Session, model.ImageTower.Session))
+            throw new NotSupportedException(
+                $"CoOp needs the text tower as its own ONNX file, but '{model.Directory}' is a combined export ({file}). Export the text tower separately (text_model.onnx).");
+        return PromptTextEncoder.Load(file, new PromptTextEncoderOptions
+        {
+            IdsInput = model.TextTower.IdsName,
+            MaskInput = model.TextTower.MaskName,
+            Output = model.TextTower.OutputName,
+            MaxLength = model.ContextLength,
+        });
     }
 
     /// <summary>
