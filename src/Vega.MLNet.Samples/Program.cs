@@ -23,6 +23,7 @@ internal static class Program
         yield return TuneCommand.Create();
         yield return PredictCommand.Create(evaluate: false);
         yield return PredictCommand.Create(evaluate: true);
+        yield return ExperimentCommand.Create();
         yield return SampleCommand.Create();
         yield return AapeCommand.Create();
         yield return BenchCommand.Create();

@@ -23,5 +23,6 @@ internal static class BenchCommand
         yield return BenchTensor.Create();
         yield return BenchAape.Create();
         yield return BenchPromptStep.Create();
+        yield return BenchTune.Create();
     }
 }

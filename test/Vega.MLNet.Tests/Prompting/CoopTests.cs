@@ -63,6 +63,12 @@ public sealed class CoopTests(Xunit.Abstractions.ITestOutputHelper output)
         output.WriteLine($"losses {string.Join(", ", result.Epochs.Select(e => e.Loss.ToString("F3")))}; held-out accuracy {acc:P1} (zero-shot {zeroShot:P1})");
         Assert.True(acc > 0.3, $"held-out accuracy {acc} (chance 0.1)");
 
+        // The learnt context re-encoded with the same class names is the classifier itself; with a subset of names it
+        // gives those classes' rows.
+        Assert.True(Fixtures.MaxAbsDiff(result.Classifier.Weights.Data, result.ClassifierFor(Classes).Weights.Data) <= 1e-6);
+        var subset = result.ClassifierFor([Classes[3], Classes[7]]);
+        Assert.True(Fixtures.MaxAbsDiff(result.Classifier.Weights.Row(7), subset.Weights.Row(1)) <= 1e-5);
+
         // The deployable tower: ONNX Runtime on text_model_inputs_embeds.onnx with the saved ids and the assembled
         // embeddings gives the classifier's class embeddings.
         string dir = Fixtures.TempDir("vega-coop-out");

@@ -37,8 +37,6 @@ internal sealed record ExperimentSettings
     public AapeOptions Options { get; init; } = AapeOptions.Default;
     /// <summary>Generator epochs for k shots; default CoOp's rule (50 for 1–2 shots, 100 for 4–8, 200 for 16+).</summary>
     public Func<int, int> EpochsForShots { get; init; } = CoOpEpochs;
-    /// <summary>Linear-probe AdamW steps.</summary>
-    public int ProbeSteps { get; init; } = 300;
     public IProgress<string>? Log { get; init; }
 
     public static int CoOpEpochs(int shots) => shots <= 2 ? 50 : shots <= 8 ? 100 : 200;
@@ -106,7 +104,7 @@ internal static class AapeExperiment
     public static IReadOnlyList<IFewShotMethod> DefaultMethods(ExperimentSettings settings) =>
     [
         new ZeroShotMethod(),
-        new LinearProbeMethod(settings.ProbeSteps),
+        new LinearProbeMethod(),
         new AapeMethod("AAPE", settings.Options),
         new AapeMethod("AAPE λ=0 (plain adapter)", settings.Options with { Lambda = 0 }),
         new AapeMethod("AAPE mean-p̄", settings.Options with { Aggregator = AapeAggregator.Mean }),
@@ -272,21 +270,31 @@ internal static class AapeExperiment
         };
     }
 
-    private sealed class LinearProbeMethod(int steps) : IFewShotMethod
+    /// <summary>
+    /// The linear probe of the candidate-labels work (<see cref="PartialLabel.PromptTuner"/>): logits = s·x·Wᵀ + b from
+    /// zero weights, cross-entropy on the true labels, AdamW, the same epochs as the other methods.
+    /// </summary>
+    private sealed class LinearProbeMethod : IFewShotMethod
     {
         public string Name => "linear probe";
         public Func<float[], int[], int[]?> Train(FewShotTask task)
         {
-            var probe = LinearProbe.Train(task.Images, task.Labels, task.Classes.Length, steps);
-            return (images, classes) => classes.SequenceEqual(task.Classes) ? probe.Classify(images) : null;
+            int d = task.ClassWeights.Dimension;
+            var images = new EmbeddingMatrix(task.Images, task.Labels.Length, d);
+            var candidates = PartialLabel.CandidateLabels.FromLabels(task.Labels, task.Classes.Length);
+            var options = new PartialLabel.PromptTuningOptions { Method = PartialLabel.TuningMethod.LinearProbe, Loss = PartialLabel.PartialLabelLossKind.CrossEntropy, Align = false, Epochs = task.Epochs, Seed = (ulong)task.Seed };
+            var settings = new PartialLabel.PllTrainingSettings { Epochs = task.Epochs, LearningRate = 1e-3, WeightDecay = 1e-4, Seed = (ulong)task.Seed, AdamW = true };
+            var probe = PartialLabel.PromptTuner.LinearProbe(images, candidates, task.ClassNames, new PartialLabel.PartialLabelLoss(PartialLabel.PartialLabelLossKind.CrossEntropy, candidates),
+                settings, task.LogitScale, "probe", options, "", null, null, CancellationToken.None).Classifier;
+            return (x, classes) => classes.SequenceEqual(task.Classes) ? probe.Predict(new EmbeddingMatrix(x, x.Length / d, d)) : null;
         }
     }
 
     /// <summary>
     /// CoOp through <see cref="PartialLabel.PromptTuner"/> (true labels as one-candidate sets, cross-entropy, no alignment,
-    /// CoOp's optimiser and schedule with the same epochs as AAPE). Until the prompt encoder exists the tuner throws
-    /// <see cref="NotSupportedException"/>: the method then reports n/a with the reason. New classes need the learnt
-    /// context re-encoded with their names, which the tuned classifier does not expose yet: n/a.
+    /// CoOp's optimiser and schedule with the same epochs as AAPE, unified context). New classes: the learnt context is
+    /// re-encoded with their names (<see cref="PartialLabel.TuningResult.ClassifierFor"/>). A model whose text tower
+    /// the interpreter cannot run reports n/a with the reason.
     /// </summary>
     internal sealed class CoOpMethod(Models.ClipModel model) : IFewShotMethod
     {
@@ -305,7 +313,11 @@ internal static class AapeExperiment
                         Method = PartialLabel.TuningMethod.CoOp, Loss = PartialLabel.PartialLabelLossKind.CrossEntropy, Align = false,
                         Epochs = task.Epochs, Seed = (ulong)task.Seed,
                     });
-                return (images, classes) => classes.SequenceEqual(task.Classes) ? result.Classifier.Predict(new EmbeddingMatrix(images, images.Length / d, d)) : null;
+                return (images, classes) =>
+                {
+                    var classifier = classes.SequenceEqual(task.Classes) ? result.Classifier : result.ClassifierFor(task.ClassesOf(classes).Names);
+                    return classifier.Predict(new EmbeddingMatrix(images, images.Length / d, d));
+                };
             }
             catch (NotSupportedException e)
             {

@@ -20,7 +20,7 @@ internal static class AapeExperimentReport
         sb.Append(inv, $"{data.ClassNames.Count} classes, D = {data.ClassWeights.Dimension}, training pool {data.PoolLabels.Length} images, test {data.TestLabels.Length} images, ");
         sb.Append(inv, $"{Enumerable.Range(0, data.Descriptions.ClassNames.Count).Sum(i => data.Descriptions.For(i).Count)} descriptions; seeds {string.Join(", ", r.Settings.Seeds)}; ");
         sb.Append(inv, $"λ = {o.Lambda}, τ = {(o.Temperature is { } t ? t.ToString("G4", inv) : $"1/{data.LogitScale.ToString("G4", inv)}")}, SGD lr {o.LearningRate} (momentum {o.Momentum}, wd {o.WeightDecay}, warm-up {o.WarmupEpochs} epoch at {o.WarmupLearningRate}), batch {o.BatchSize}, ");
-        sb.Append(inv, $"epochs per shots {string.Join(", ", r.Settings.Shots.Select(k => $"{k}→{r.Settings.EpochsForShots(k)}"))}; aggregator {o.AggregatorEpochs} AdamW steps at {o.AggregatorLearningRate}, {o.Heads} heads, s = {o.ClipScoreWeight}; linear probe {r.Settings.ProbeSteps} AdamW steps. ");
+        sb.Append(inv, $"epochs per shots {string.Join(", ", r.Settings.Shots.Select(k => $"{k}→{r.Settings.EpochsForShots(k)}"))}; aggregator {o.AggregatorEpochs} AdamW steps at {o.AggregatorLearningRate}, {o.Heads} heads, s = {o.ClipScoreWeight}; linear probe: AdamW from zero weights, cross-entropy, the same epochs. ");
         sb.Append(inv, $"Wall time {r.Elapsed.TotalMinutes:F1} min.\n\n");
         if (command is not null) sb.Append(inv, $"Reproduce: `{command}`\n\n");
         bool coopPresent = r.Methods.Any(m => m.Contains(CoOpPlaceholder, StringComparison.Ordinal));

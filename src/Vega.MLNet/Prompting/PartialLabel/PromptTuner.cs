@@ -99,6 +99,18 @@ public sealed class TuningResult
     internal LearnedPrompt? Prompt { get; init; }
 
     /// <summary>
+    /// The classifier for other class names: CoOp's learnt (unified) context re-encoded with <paramref name="classNames"/>
+    /// (e.g. the new classes of a base-to-new split). Other methods cannot generalise to unseen classes.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Not a CoOp result, or the context is class-specific.</exception>
+    public TunedClassifier ClassifierFor(IReadOnlyList<string> classNames)
+    {
+        ArgumentNullException.ThrowIfNull(classNames);
+        if (Prompt is null) throw new NotSupportedException($"A {Classifier.Method} classifier has no prompt to apply to other classes.");
+        return Prompt.ClassifierFor(classNames);
+    }
+
+    /// <summary>
     /// Writes the classifier (<see cref="TunedClassifier.Save"/>) and, for CoOp, the learnt prompt: <c>context.npy</c>,
     /// <c>prompt.json</c> (layout, token ids per class, positions of the context vectors) and
     /// <c>text_model_inputs_embeds.onnx</c>, the text tower with an <c>inputs_embeds</c> input so that ONNX Runtime
@@ -112,11 +124,22 @@ public sealed class TuningResult
 }
 
 /// <summary>CoOp's learnt prompt and what is needed to run it again outside the trainer.</summary>
-internal sealed class LearnedPrompt(PromptLayout layout, float[] context, int[] shape, PromptTextEncoder encoder)
+internal sealed class LearnedPrompt(PromptLayout layout, float[] context, int[] shape, PromptTextEncoder encoder, Text.ClipTokenizer tokenizer, float scale, string modelName)
 {
     public PromptLayout Layout { get; } = layout;
     public float[] Context { get; } = context;
     public int[] Shape { get; } = shape;
+
+    /// <summary>The unified context with other class names, as a zero-bias classifier of normalised text features.</summary>
+    public TunedClassifier ClassifierFor(IReadOnlyList<string> classNames)
+    {
+        if (Shape.Length != 2) throw new NotSupportedException("A class-specific context has no vectors for other classes; train with a unified context.");
+        using var scope = new TensorScope();
+        using var _ = Tape.NoGrad();
+        var layout = encoder.Layout(tokenizer, classNames, Layout.ContextTokens, Layout.Position);
+        var f = encoder.Forward(encoder.Prepare(layout), Tensor.FromArray(Context, Shape));
+        return new TunedClassifier(TuningMethod.CoOp, classNames, new EmbeddingMatrix(f.ToArray(), classNames.Count, f.Shape[1]), new float[classNames.Count], scale, modelName);
+    }
 
     /// <summary>inputs_embeds [C, L, width] for the ONNX export: token_embedding[ids] with the context in place.</summary>
     public float[] InputEmbeddings()
@@ -257,7 +280,7 @@ public static class PromptTuner
         return new TuningResult(new TunedClassifier(TuningMethod.CoOp, classNames, weights, new float[classNames.Count], scale, model.Name),
             epochs, resumed, context.ToArray(), context.Shape.ToArray())
         {
-            Prompt = new LearnedPrompt(layout, context.ToArray(), context.Shape.ToArray(), encoder),
+            Prompt = new LearnedPrompt(layout, context.ToArray(), context.Shape.ToArray(), encoder, model.Tokenizer, scale, model.Name),
         };
     }
 

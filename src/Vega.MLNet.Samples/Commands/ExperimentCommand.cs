@@ -1,0 +1,72 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Spectre.Console;
+using Vega.MLNet.Embedding;
+using Vega.MLNet.Imaging;
+using Vega.MLNet.Models;
+using Vega.MLNet.Prompting.PartialLabel;
+
+namespace Vega.MLNet.Samples.Commands;
+
+/// <summary><c>vega experiment candidate-labels</c>: the candidate-label experiment on Fashion-MNIST (zero-shot, linear
+/// probe, CoOp, CoOp + alignment; every loss; several q and seeds), written as markdown.</summary>
+internal static class ExperimentCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("experiment", "Reproducible experiments behind docs/experiments/.");
+        var models = new Option<string[]>("--models") { Description = "Model folders (e.g. demo zoo models).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var idx = new Option<string>("--idx-dir") { Description = "Fashion-MNIST IDX folder.", DefaultValueFactory = _ => "/usr/share/datasets/fashion-mnist" };
+        var q = new Option<double[]>("--q") { Description = "Flipping probabilities.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [0.1, 0.3, 0.5] };
+        var seeds = new Option<ulong[]>("--seeds") { Description = "Seeds (shots, candidate sets, initialisation, batch order).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1UL, 2UL, 3UL] };
+        var shots = new Option<int>("--shots") { Description = "Training images per class.", DefaultValueFactory = _ => 16 };
+        var epochs = new Option<int>("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => 50 };
+        var lr = new Option<double>("--coop-lr") { Description = "CoOp learning rate.", DefaultValueFactory = _ => 0.002 };
+        var pool = new Option<int>("--pool") { Description = "Training images the shots are drawn from (the first N of the training split).", DefaultValueFactory = _ => 10000 };
+        var testCount = new Option<int>("--test-count") { Description = "Test images (the first N of the test split).", DefaultValueFactory = _ => 10000 };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder.", DefaultValueFactory = _ => ".vega-cache" };
+        var output = new Option<string?>("--out") { Description = "Append the markdown tables to this file." };
+        var candidate = new Command("candidate-labels", "Zero-shot / linear probe / CoOp / CoOp + alignment with candidate labels on Fashion-MNIST, for every loss, q and seed.")
+            { models, idx, q, seeds, shots, epochs, lr, pool, testCount, cache, output };
+        candidate.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        {
+            string dir = parse.GetValue(idx)!;
+            string F(string name) => Path.Combine(dir, name);
+            var classNames = ImageSource.FashionMnistClassNames;
+            var trainSource = ImageSource.FromIdx(F("train-images-idx3-ubyte.gz"), F("train-labels-idx1-ubyte.gz"), classNames).Subset(Enumerable.Range(0, parse.GetValue(pool)).ToArray());
+            var testSource = ImageSource.FromIdx(F("t10k-images-idx3-ubyte.gz"), F("t10k-labels-idx1-ubyte.gz"), classNames).Subset(Enumerable.Range(0, parse.GetValue(testCount)).ToArray());
+            var settings = new CandidateLabelExperimentSettings
+            {
+                FlipProbabilities = parse.GetValue(q)!,
+                Seeds = parse.GetValue(seeds)!,
+                Shots = parse.GetValue(shots),
+                Epochs = parse.GetValue(epochs),
+                CoopLearningRate = parse.GetValue(lr),
+                Log = line => AnsiConsole.MarkupLine(Markup.Escape(line)),
+            };
+            var doc = new StringBuilder();
+            foreach (var path in parse.GetValue(models)!)
+            {
+                using var model = ClipModel.Load(path);
+                var embedOptions = new ImageEmbeddingOptions { CacheDirectory = parse.GetValue(cache) };
+                var train = CliInputs.EmbedWithProgress(model, trainSource, embedOptions, ct);
+                var test = CliInputs.EmbedWithProgress(model, testSource, embedOptions, ct);
+                int[] Labels(ImageEmbeddings e) => TuneCommand.LabelsOf(e.Items, classNames)!;
+                var cells = CandidateLabelExperiment.Run(model, train.Embeddings, Labels(train), test.Embeddings, Labels(test), classNames, settings, ct);
+                doc.Append(CultureInfo.InvariantCulture, $"\n### {model.Name}\n\nAccuracy (%) on the first {test.Embeddings.Count} test images, mean ± sd over seeds {string.Join(", ", settings.Seeds)}; {settings.Shots} shots per class, {settings.Epochs} epochs, CoOp lr {settings.CoopLearningRate}.\n\n");
+                doc.Append(CandidateLabelExperiment.Markdown(cells));
+                doc.Append("\nPrompt alignment against plain CoOp:\n\n").Append(CandidateLabelExperiment.AlignmentSummary(cells));
+            }
+            Console.WriteLine(doc.ToString());
+            if (parse.GetValue(output) is { } file)
+            {
+                File.AppendAllText(file, $"\n## {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC — `vega {string.Join(' ', Environment.GetCommandLineArgs()[1..])}`\n" + doc);
+                AnsiConsole.MarkupLine(Markup.Escape($"appended to {file}"));
+            }
+            return 0;
+        })));
+        command.Subcommands.Add(candidate);
+        return command;
+    }
+}
