@@ -36,18 +36,28 @@ internal static class TuneCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed (candidate generation, shots, initialisation, batch order).", DefaultValueFactory = _ => 1UL };
         var templates = new Option<string?>("--templates") { Description = "Handcrafted prompt templates file (zero-shot and alignment teacher)." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder.", DefaultValueFactory = _ => ".vega-cache" };
+        var views = new Option<int>("--views") { Description = "Augmented views per training image (random resized crop + flip), embedded once and cached; every epoch each image uses the original or one of its views.", DefaultValueFactory = _ => 0 };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint folder: written every epoch; an interrupted run resumes from it." };
         var output = new Option<string>("--out") { Description = "Folder for the trained classifier.", Required = true };
         var command = new Command("tune", "Adapt a frozen CLIP model to training images with candidate-label sets.")
-            { model, train, labels, folders, classes, q, shots, method, pll, align, epochs, batch, lr, ctx, csc, position, ctxInit, seed, templates, cache, checkpoint, output };
+            { model, train, labels, folders, classes, q, shots, method, pll, align, epochs, batch, lr, ctx, csc, position, ctxInit, seed, templates, cache, views, checkpoint, output };
         command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             var classNames = PromptTemplates.ReadClassNames(parse.GetValue(classes)!);
             using var clip = ClipModel.Load(parse.GetValue(model)!);
             var source = CliInputs.Images(parse.GetValue(train)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders));
-            var embedded = CliInputs.EmbedWithProgress(clip, source, new ImageEmbeddingOptions { CacheDirectory = parse.GetValue(cache) }, ct);
+            var embedOptions = new ImageEmbeddingOptions { CacheDirectory = parse.GetValue(cache) };
+            var embedded = CliInputs.EmbedWithProgress(clip, source, embedOptions, ct);
             CliInputs.PrintSkipped(embedded.Skipped);
-            var (images, candidates, trueLabels) = TrainingSet(embedded, classNames, parse.GetValue(q), parse.GetValue(shots), parse.GetValue(seed));
+            var (images, candidates, trueLabels, rows) = TrainingSet(embedded, classNames, parse.GetValue(q), parse.GetValue(shots), parse.GetValue(seed));
+            IReadOnlyList<EmbeddingMatrix>? augmented = null;
+            if (parse.GetValue(views) is int k and > 0)
+            {
+                // Only the chosen training images get views: their original items, k crops each.
+                var chosen = source.Subset(rows.Select(r => embedded.Items[r].Index).ToArray());
+                var viewEmbeddings = CliInputs.EmbedWithProgress(clip, chosen.AugmentedViews(k, parse.GetValue(seed)), embedOptions, ct);
+                augmented = ViewMatrices(viewEmbeddings, rows.Length, k);
+            }
             AnsiConsole.MarkupLine(Markup.Escape($"{images.Count} training images, {classNames.Count} classes, mean candidate-set size {candidates.MeanSetSize():F2}"));
             var options = new PromptTuningOptions
             {
@@ -73,7 +83,7 @@ internal static class TuneCommand
                 Progress = r => AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
                     $"epoch {r.Epoch + 1}/{r.Epochs}  loss {r.Loss:F4}  lr {r.LearningRate:G3}{(r.TrainAccuracy is { } a ? $"  train accuracy {a:P1}" : "")}"))),
             };
-            var result = PromptTuner.Tune(clip, images, candidates, classNames, options, trueLabels, ct);
+            var result = PromptTuner.Tune(clip, images, candidates, classNames, options, trueLabels, ct, augmented);
             if (result.ResumedFromEpoch > 0) AnsiConsole.MarkupLine($"resumed from the checkpoint after epoch {result.ResumedFromEpoch}");
             string outDir = parse.GetValue(output)!;
             result.Save(outDir);
@@ -83,8 +93,26 @@ internal static class TuneCommand
         return command;
     }
 
+    /// <summary>k matrices [n, D]: view v of training image i at row i (the originals were readable, so every view must be).</summary>
+    internal static IReadOnlyList<EmbeddingMatrix> ViewMatrices(ImageEmbeddings views, int n, int k)
+    {
+        int d = views.Embeddings.Dimension;
+        var result = Enumerable.Range(0, k).Select(_ => new EmbeddingMatrix(n, d)).ToArray();
+        var filled = new bool[k, n];
+        for (int r = 0; r < views.Items.Count; r++)
+        {
+            int index = views.Items[r].Index; // = image · k + view in the augmented source
+            views.Embeddings.Row(r).CopyTo(result[index % k].Row(index / k));
+            filled[index % k, index / k] = true;
+        }
+        for (int v = 0; v < k; v++)
+            for (int i = 0; i < n; i++)
+                if (!filled[v, i]) throw new InvalidDataException($"View {v} of training image {i} could not be embedded: {string.Join("; ", views.Skipped.Select(s => s.Reason))}.");
+        return result;
+    }
+
     /// <summary>The training embeddings, candidate sets and (when known) true labels, after k-shot sampling.</summary>
-    internal static (EmbeddingMatrix Images, CandidateLabels Candidates, int[]? Labels) TrainingSet(ImageEmbeddings embedded, IReadOnlyList<string> classNames, double? q, int? shots, ulong seed)
+    internal static (EmbeddingMatrix Images, CandidateLabels Candidates, int[]? Labels, int[] Rows) TrainingSet(ImageEmbeddings embedded, IReadOnlyList<string> classNames, double? q, int? shots, ulong seed)
     {
         var items = embedded.Items;
         int[]? labels = LabelsOf(items, classNames);
@@ -104,7 +132,7 @@ internal static class TuneCommand
             candidates = CandidateLabels.Generate(subsetLabels, classNames.Count, flip, seed);
         }
         else candidates = CandidateLabels.FromItems(rows.Select(r => items[r]).ToList(), classNames);
-        return (images, candidates, subsetLabels);
+        return (images, candidates, subsetLabels, rows);
     }
 
     internal static int[]? LabelsOf(IReadOnlyList<ImageItem> items, IReadOnlyList<string> classNames)

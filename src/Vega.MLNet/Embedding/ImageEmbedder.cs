@@ -110,6 +110,8 @@ public static class ImageEmbedder
         var state = new byte[n]; // 0 pending, 1 done, 2 skipped
         var failures = new SkippedItem?[n];
         var preprocessor = new ImagePreprocessor(model.Preprocessing);
+        // Augmented views (random resized crops) are squashed to the input size, as torchvision's RandomResizedCrop does.
+        var squash = new ImagePreprocessor(model.Preprocessing with { ResizeMode = ResizeMode.Squash, ResizeShortestEdge = null });
         using var cache = options.CacheDirectory is null ? null
             : EmbeddingCache.Open(options.CacheDirectory, model.ContentHash, model.Name, PreprocessKey.Describe(model.Preprocessing, source.DecodeOptions), dim);
 
@@ -138,6 +140,7 @@ public static class ImageEmbedder
         async Task Worker()
         {
             var reuse = new RgbImage();
+            var cropScratch = new RgbImage();
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
@@ -152,16 +155,17 @@ public static class ImageEmbedder
                     {
                         if (cache is not null && options.Identity == ImageIdentity.PathSizeTime && File.Exists(item.Path))
                         {
-                            key = CacheKey.FromFileStamp(item.Path);
+                            key = Salted(CacheKey.FromFileStamp(item.Path), item);
                             if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
                         }
                         byte[] bytes = ReadFile(item);
                         if (cache is not null && options.Identity == ImageIdentity.Content)
                         {
-                            key = CacheKey.FromBytes(bytes);
+                            key = Salted(CacheKey.FromBytes(bytes), item);
                             if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
                         }
                         image = ImageDecoder.Decode(bytes, item.Path, source.DecodeOptions, reuse);
+                        if (item.Augmentation is { } aug) image = aug.Crop.Apply(image, aug.SourceIndex, cropScratch);
                     }
                     else
                     {
@@ -173,7 +177,7 @@ public static class ImageEmbedder
                         }
                     }
                     float[] pixels = pool.Rent(pixelCount);
-                    preprocessor.Process(image, pixels.AsSpan(0, pixelCount));
+                    (item.Augmentation is null ? preprocessor : squash).Process(image, pixels.AsSpan(0, pixelCount));
                     await channel.Writer.WriteAsync(new Prepared(i, key, pixels), ct).ConfigureAwait(false);
                 }
                 catch (ImageDecodeException e)
@@ -282,6 +286,15 @@ public static class ImageEmbedder
             else if (failures[i] is { } f && !listed.Contains(i)) skippedList.Add(f);
         }
         return new ImageEmbeddings(model.Name, matrix, items, skippedList, fromCache, computed, clock.Elapsed, cache?.FilePath);
+    }
+
+    // An augmented view has its own key: the image's identity combined with the crop's parameters.
+    private static CacheKey Salted(CacheKey key, ImageItem item)
+    {
+        if (item.Augmentation is not { } aug) return key;
+        Span<byte> buffer = stackalloc byte[32];
+        key.Write(buffer);
+        return CacheKey.FromText(Convert.ToHexString(buffer) + "|" + aug.Crop.Key);
     }
 
     private static byte[] ReadFile(ImageItem item)

@@ -17,6 +17,9 @@ public sealed record ImageItem(int Index, string Id, string? Path, string? Label
 
     /// <summary>Position inside an IDX file.</summary>
     internal int IdxIndex { get; init; } = -1;
+
+    /// <summary>For an augmented view: the crop and flip to apply after decoding, and the index of the original image.</summary>
+    internal (RandomResizedCrop Crop, int SourceIndex)? Augmentation { get; init; }
 }
 
 /// <summary>An item (or a listing entry) that could not be used, with the reason; runs go on without it.</summary>
@@ -125,6 +128,26 @@ public sealed class ImageSource
         var items = new List<ImageItem>(indices.Count);
         for (int i = 0; i < indices.Count; i++) items.Add(Items[indices[i]] with { Index = i });
         return new ImageSource($"{Description}, {indices.Count} selected", items, [], _load) { DecodeOptions = DecodeOptions };
+    }
+
+    /// <summary>
+    /// <paramref name="views"/> augmented views of every item (random resized crop + flip, <see cref="RandomResizedCrop"/>),
+    /// item-major: item i's view v is item i·views + v, with id "&lt;id&gt;#view&lt;v&gt;" and the same label and candidates.
+    /// Loading decodes the original and applies the view's crop; the embedding engine squashes the crop to the model's
+    /// input size and caches each view under its own key.
+    /// </summary>
+    internal ImageSource AugmentedViews(int views, ulong seed)
+    {
+        if (views < 1) throw new ArgumentOutOfRangeException(nameof(views), views, "At least one view.");
+        var items = new List<ImageItem>(Items.Count * views);
+        foreach (var item in Items)
+            for (int v = 0; v < views; v++)
+                items.Add(item with { Index = items.Count, Id = $"{item.Id}#view{v}", Augmentation = (new RandomResizedCrop(seed, v), item.Index) });
+        return new ImageSource($"{Description}, {views} augmented views each", items, [], (item, options, reuse) =>
+        {
+            var original = _load(Items[item.Augmentation!.Value.SourceIndex], options, null);
+            return item.Augmentation.Value.Crop.Apply(original, item.Augmentation.Value.SourceIndex, reuse ?? new RgbImage());
+        }) { DecodeOptions = DecodeOptions };
     }
 
     private static RgbImage LoadFile(ImageItem item, DecodeOptions options, RgbImage? reuse) =>

@@ -125,4 +125,28 @@ public sealed class CoopTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.True(Fixtures.MaxAbsDiff(row, result.Context.AsSpan(j * encoder.Width, encoder.Width)) < 1e-3);
         }
     }
+
+    [Fact]
+    public void TheTunePredictAndEvalCommandsRunEndToEnd()
+    {
+        string root = Fixtures.TempDir("vega-tune-cli");
+        string set = DemoRunner.WriteSet(Path.Combine(root, "set"), DemoTestData.Data, 120, null);
+        string csv = Path.Combine(set, "labels.csv"), classes = Path.Combine(root, "classes.txt"), cache = Path.Combine(root, "cache");
+        File.WriteAllLines(classes, Classes);
+        string output = Path.Combine(root, "coop");
+        Assert.Equal(0, Vega.MLNet.Samples.Program.Main(["tune", "--model", ModelDir.Value, "--train", csv, "--classes", classes, "--q", "0.3", "--shots", "4",
+            "--method", "coop", "--ctx", "4", "--views", "1", "--epochs", "2", "--out", output, "--cache", cache, "--checkpoint", Path.Combine(root, "ckpt")]));
+        foreach (var f in new[] { "classifier.json", "weights.npy", "context.npy", "prompt.json", "text_model_inputs_embeds.onnx" })
+            Assert.True(File.Exists(Path.Combine(output, f)), f);
+        Assert.True(File.Exists(Path.Combine(root, "ckpt", "checkpoint.safetensors")));
+        Assert.Equal(0, Vega.MLNet.Samples.Program.Main(["eval", "--classifier", output, "--model", ModelDir.Value, "--images", csv, "--cache", cache]));
+        string predictions = Path.Combine(root, "p.csv");
+        Assert.Equal(0, Vega.MLNet.Samples.Program.Main(["predict", "--classifier", output, "--model", ModelDir.Value, "--images", csv, "--cache", cache, "--top", "2", "--out", predictions]));
+        var lines = File.ReadAllLines(predictions);
+        Assert.Equal("id,class1,probability1,class2,probability2", lines[0]);
+        Assert.Equal(121, lines.Length);
+        // A class file that does not match the CSV's labels is a clear error (exit code 2).
+        File.WriteAllLines(classes, ["cat", "dog"]);
+        Assert.Equal(2, Vega.MLNet.Samples.Program.Main(["tune", "--model", ModelDir.Value, "--train", csv, "--classes", classes, "--method", "lp", "--out", Path.Combine(root, "x"), "--cache", cache]));
+    }
 }

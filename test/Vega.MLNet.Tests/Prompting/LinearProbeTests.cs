@@ -50,9 +50,12 @@ public sealed class LinearProbeTests
     {
         var options = new PromptTuningOptions { Method = TuningMethod.LinearProbe, Loss = kind, Epochs = settings.Epochs, CheckpointDirectory = checkpoint, Align = align };
         var classes = Enumerable.Range(0, candidates.ClassCount).Select(i => "class" + i).ToArray();
-        return PromptTuner.LinearProbe(train, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align }, 20f, "synthetic", options,
-            PromptTuner.Fingerprint("synthetic", train, candidates, options), teacher, labels, CancellationToken.None);
+        var views = new TrainingViews(train, null, 1);
+        return PromptTuner.LinearProbe(views, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align }, 20f, "synthetic", options,
+            PromptTuner.Fingerprint("synthetic", views, candidates, options), Teacher(teacher), labels, CancellationToken.None);
     }
+
+    private static Func<int, float[]>? Teacher(float[]? logits) => logits is null ? null : _ => logits;
 
     private static (TunedClassifier, IReadOnlyList<EpochReport>) TrainProbe(EmbeddingMatrix train, CandidateLabels candidates, PartialLabelLossKind kind, PllTrainingSettings settings, int[] labels)
     {
@@ -77,20 +80,55 @@ public sealed class LinearProbeTests
         using var cts = new CancellationTokenSource();
         var progressOptions = interrupted with { Progress = r => { if (r.Epoch == 2) cts.Cancel(); } };
         var classes = new[] { "class0", "class1", "class2", "class3" };
-        string fp = PromptTuner.Fingerprint("synthetic", x, candidates, interrupted);
-        Assert.ThrowsAny<OperationCanceledException>(() => PromptTuner.LinearProbe(x, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align },
-            20f, "synthetic", progressOptions, fp, teacher, y, cts.Token));
-        var resumed = PromptTuner.LinearProbe(x, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align },
-            20f, "synthetic", interrupted, fp, teacher, y, CancellationToken.None);
+        var data = new TrainingViews(x, null, 1);
+        string fp = PromptTuner.Fingerprint("synthetic", data, candidates, interrupted);
+        Assert.ThrowsAny<OperationCanceledException>(() => PromptTuner.LinearProbe(data, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align },
+            20f, "synthetic", progressOptions, fp, Teacher(teacher), y, cts.Token));
+        var resumed = PromptTuner.LinearProbe(data, candidates, classes, new PartialLabelLoss(kind, candidates), settings with { Align = align },
+            20f, "synthetic", interrupted, fp, Teacher(teacher), y, CancellationToken.None);
         Assert.Equal(3, resumed.ResumedFromEpoch);
         Assert.Equal(straight.Classifier.Weights.Data, resumed.Classifier.Weights.Data);
         Assert.Equal(straight.Classifier.Bias, resumed.Classifier.Bias);
 
         // A checkpoint from another run is refused.
         var other = new PromptTuningOptions { Method = TuningMethod.LinearProbe, Loss = kind, Epochs = 7, CheckpointDirectory = dir2, Align = align };
-        Assert.Contains("different training run", Assert.Throws<InvalidDataException>(() => PromptTuner.LinearProbe(x, candidates, classes,
+        Assert.Contains("different training run", Assert.Throws<InvalidDataException>(() => PromptTuner.LinearProbe(data, candidates, classes,
             new PartialLabelLoss(kind, candidates), settings with { Align = align, Epochs = 7 }, 20f, "synthetic", other,
-            PromptTuner.Fingerprint("synthetic", x, candidates, other), teacher, y, CancellationToken.None)).Message);
+            PromptTuner.Fingerprint("synthetic", data, candidates, other), Teacher(teacher), y, CancellationToken.None)).Message);
+    }
+
+    [Fact]
+    public void AugmentedViewsAreDrawnPerEpochFromTheSeedAndResumeExactly()
+    {
+        var (x, y, protos) = Synthetic(64, 4, 16, 1.5, 31);
+        var views = Enumerable.Range(0, 2).Select(v => Synthetic(64, 4, 16, 1.5, 40 + (ulong)v).X).ToArray(); // stand-ins for cached crops
+        var data = new TrainingViews(x, views, 5);
+        // Every epoch mixes the original and both views, the same way every time.
+        var choices = Enumerable.Range(0, 64).Select(i => data.Choice(3, i)).ToArray();
+        Assert.Equal(choices, Enumerable.Range(0, 64).Select(i => data.Choice(3, i)));
+        Assert.Equal([0, 1, 2], choices.Distinct().Order());
+        var epochRows = data.ForEpoch(3).ToArray();
+        for (int i = 0; i < 64; i++)
+            Assert.Equal((choices[i] == 0 ? x : views[choices[i] - 1]).Row(i).ToArray(), epochRows.AsSpan(i * 16, 16).ToArray());
+
+        var candidates = CandidateLabels.Generate(y, 4, 0.3, 2);
+        var settings = new PllTrainingSettings { Epochs = 4, LearningRate = 1e-3, WeightDecay = 1e-4 };
+        var classes = new[] { "class0", "class1", "class2", "class3" };
+        var options = new PromptTuningOptions { Method = TuningMethod.LinearProbe, Loss = PartialLabelLossKind.CC, Epochs = 4 };
+        TuningResult Run(TrainingViews d, PromptTuningOptions o, CancellationToken ct = default) =>
+            PromptTuner.LinearProbe(d, candidates, classes, new PartialLabelLoss(PartialLabelLossKind.CC, candidates), settings, 20f, "synthetic", o,
+                PromptTuner.Fingerprint("synthetic", d, candidates, o with { Progress = null }), null, y, ct);
+        var withViews = Run(new TrainingViews(x, views, 5), options);
+        var without = Run(new TrainingViews(x, null, 5), options);
+        Assert.NotEqual(withViews.Classifier.Weights.Data, without.Classifier.Weights.Data);
+
+        string dir = Fixtures.TempDir();
+        using var cts = new CancellationTokenSource();
+        Assert.ThrowsAny<OperationCanceledException>(() => Run(new TrainingViews(x, views, 5),
+            options with { CheckpointDirectory = dir, Progress = r => { if (r.Epoch == 1) cts.Cancel(); } }, cts.Token));
+        var resumed = Run(new TrainingViews(x, views, 5), options with { CheckpointDirectory = dir });
+        Assert.Equal(2, resumed.ResumedFromEpoch);
+        Assert.Equal(withViews.Classifier.Weights.Data, resumed.Classifier.Weights.Data);
     }
 
     [Fact]

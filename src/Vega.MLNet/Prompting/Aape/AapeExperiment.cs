@@ -284,7 +284,7 @@ internal static class AapeExperiment
             var candidates = PartialLabel.CandidateLabels.FromLabels(task.Labels, task.Classes.Length);
             var options = new PartialLabel.PromptTuningOptions { Method = PartialLabel.TuningMethod.LinearProbe, Loss = PartialLabel.PartialLabelLossKind.CrossEntropy, Align = false, Epochs = task.Epochs, Seed = (ulong)task.Seed };
             var settings = new PartialLabel.PllTrainingSettings { Epochs = task.Epochs, LearningRate = 1e-3, WeightDecay = 1e-4, Seed = (ulong)task.Seed, AdamW = true };
-            var probe = PartialLabel.PromptTuner.LinearProbe(images, candidates, task.ClassNames, new PartialLabel.PartialLabelLoss(PartialLabel.PartialLabelLossKind.CrossEntropy, candidates),
+            var probe = PartialLabel.PromptTuner.LinearProbe(new PartialLabel.TrainingViews(images, null, (ulong)task.Seed), candidates, task.ClassNames, new PartialLabel.PartialLabelLoss(PartialLabel.PartialLabelLossKind.CrossEntropy, candidates),
                 settings, task.LogitScale, "probe", options, "", null, null, CancellationToken.None).Classifier;
             return (x, classes) => classes.SequenceEqual(task.Classes) ? probe.Predict(new EmbeddingMatrix(x, x.Length / d, d)) : null;
         }

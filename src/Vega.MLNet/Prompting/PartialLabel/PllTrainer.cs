@@ -37,14 +37,21 @@ internal sealed record PllTrainingSettings
 internal sealed class PllTrainer
 {
     private readonly IReadOnlyList<Tensor> _parameters;
-    private readonly Func<int[], Tensor> _logits;
+    private readonly Func<int[], int, Tensor> _logits;
     private readonly PartialLabelLoss _loss;
-    private readonly float[]? _teacherLogits;
+    private readonly Func<int, float[]>? _teacherLogits;
     private readonly CandidateLabels _candidates;
     private readonly int[]? _trueLabels;
 
-    public PllTrainer(IReadOnlyList<Tensor> parameters, Func<int[], Tensor> logits, PartialLabelLoss loss, CandidateLabels candidates,
-        PllTrainingSettings settings, float[]? teacherLogits = null, int[]? trueLabels = null)
+    /// <param name="parameters">What the optimiser updates.</param>
+    /// <param name="logits">Logits [B, C] of the samples of a batch in a given epoch (the epoch selects augmented views).</param>
+    /// <param name="loss">The partial-label objective.</param>
+    /// <param name="candidates">Candidate sets of all samples.</param>
+    /// <param name="settings">Optimisation settings.</param>
+    /// <param name="teacherLogits">The handcrafted prompt's logits [N, C] in a given epoch (for alignment).</param>
+    /// <param name="trueLabels">True labels, for the reported training accuracy only.</param>
+    public PllTrainer(IReadOnlyList<Tensor> parameters, Func<int[], int, Tensor> logits, PartialLabelLoss loss, CandidateLabels candidates,
+        PllTrainingSettings settings, Func<int, float[]>? teacherLogits = null, int[]? trueLabels = null)
     {
         if (settings.Align && teacherLogits is null) throw new ArgumentException("Prompt alignment needs the handcrafted prompt's logits.", nameof(teacherLogits));
         if (settings.Epochs < 1 || settings.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(settings), "Epochs and batch size must be at least 1.");
@@ -75,6 +82,7 @@ internal sealed class PllTrainer
         Optimizer.LearningRate = lr;
         double lossSum = 0;
         int correct = 0, batches = 0;
+        float[]? teacher = Settings.Align ? _teacherLogits!(epoch) : null;
         for (int start = 0; start < n; start += Settings.BatchSize)
         {
             ct.ThrowIfCancellationRequested();
@@ -82,12 +90,12 @@ internal sealed class PllTrainer
             float[] logitValues;
             using (var tape = new Tape())
             {
-                var logits = _logits(batch);
+                var logits = _logits(batch, epoch);
                 var loss = _loss.Loss(logits, batch);
                 if (Settings.Align)
                 {
                     var rows = new float[batch.Length * c];
-                    for (int k = 0; k < batch.Length; k++) _teacherLogits.AsSpan(batch[k] * c, c).CopyTo(rows.AsSpan(k * c, c));
+                    for (int k = 0; k < batch.Length; k++) teacher.AsSpan(batch[k] * c, c).CopyTo(rows.AsSpan(k * c, c));
                     var pi = PromptAlignment.RestrictedTeacher(rows, _candidates, batch);
                     loss = PromptAlignment.Combine(loss, PromptAlignment.AlignmentLoss(logits, pi));
                 }

@@ -188,8 +188,12 @@ public static class PromptTuner
     /// <param name="options">Options.</param>
     /// <param name="trueLabels">True labels, only to report training accuracy.</param>
     /// <param name="cancellationToken">Cancels between steps; a checkpoint keeps finished epochs.</param>
+    /// <param name="augmentedViews">Optional cached augmented views of the training images (each N × D, rows aligned
+    /// with <paramref name="trainImages"/>): every epoch each sample uses the original or one of its views, drawn from
+    /// the seed and the epoch.</param>
     public static TuningResult Tune(ClipModel model, EmbeddingMatrix trainImages, CandidateLabels candidates, IReadOnlyList<string> classNames,
-        PromptTuningOptions? options = null, int[]? trueLabels = null, CancellationToken cancellationToken = default)
+        PromptTuningOptions? options = null, int[]? trueLabels = null, CancellationToken cancellationToken = default,
+        IReadOnlyList<EmbeddingMatrix>? augmentedViews = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(trainImages);
@@ -207,7 +211,8 @@ public static class PromptTuner
         if (trainImages.Count == 0) throw new ArgumentException("There are no training images.", nameof(trainImages));
 
         var loss = new PartialLabelLoss(options.Loss, candidates, options.LwsBeta);
-        float[]? teacher = options.Align ? zeroShot.Logits(trainImages) : null;
+        var data = new TrainingViews(trainImages, augmentedViews, options.Seed);
+        Func<int, float[]>? teacher = options.Align ? data.TeacherLogits(zeroShot) : null;
         var settings = new PllTrainingSettings
         {
             Epochs = options.Epochs,
@@ -222,10 +227,10 @@ public static class PromptTuner
         };
 
         if (options.Method == TuningMethod.LinearProbe)
-            return LinearProbe(trainImages, candidates, classNames, loss, settings, model.LogitScale, model.Name, options,
-                Fingerprint(model.ContentHash, trainImages, candidates, options), teacher, trueLabels, cancellationToken);
+            return LinearProbe(data, candidates, classNames, loss, settings, model.LogitScale, model.Name, options,
+                Fingerprint(model.ContentHash, data, candidates, options), teacher, trueLabels, cancellationToken);
 
-        return CoOp(model, trainImages, candidates, classNames, loss, settings, options, teacher, trueLabels, cancellationToken);
+        return CoOp(model, data, candidates, classNames, loss, settings, options, teacher, trueLabels, cancellationToken);
     }
 
     /// <summary>
@@ -233,8 +238,8 @@ public static class PromptTuner
     /// tower run by the ONNX interpreter with autodiff, logits = s·cos(x, text(prompt_c)); the classifier is the text
     /// features of the learnt prompts.
     /// </summary>
-    internal static TuningResult CoOp(ClipModel model, EmbeddingMatrix images, CandidateLabels candidates, IReadOnlyList<string> classNames,
-        PartialLabelLoss loss, PllTrainingSettings settings, PromptTuningOptions options, float[]? teacher, int[]? trueLabels, CancellationToken ct)
+    internal static TuningResult CoOp(ClipModel model, TrainingViews images, CandidateLabels candidates, IReadOnlyList<string> classNames,
+        PartialLabelLoss loss, PllTrainingSettings settings, PromptTuningOptions options, Func<int, float[]>? teacher, int[]? trueLabels, CancellationToken ct)
     {
         var encoder = OpenPromptEncoder(model);
         int m = options.ContextTokens;
@@ -261,12 +266,11 @@ public static class PromptTuner
         }
         int d = images.Dimension;
         if (d != model.EmbeddingDimension) throw new ArgumentException($"The image embeddings have width {d}, the model {model.EmbeddingDimension}.");
-        var x = Tensor.FromArray(images.Data, images.Count, d).Keep();
         float scale = model.LogitScale;
-        var trainer = new PllTrainer([context], batch =>
+        var trainer = new PllTrainer([context], (batch, epoch) =>
         {
             var features = encoder.Forward(prompts, context); // [C, D], normalised
-            var xb = Ops.Gather(x, 0, batch, [batch.Length]);
+            var xb = Ops.Gather(images.ForEpoch(epoch), 0, batch, [batch.Length]);
             return Ops.MulScalar(Ops.MatMul(xb, Ops.Transpose(features, 1, 0)), scale);
         }, loss, candidates, settings, teacher, trueLabels);
         var (epochs, resumed) = RunEpochs(trainer, [context], options, Fingerprint(model.ContentHash, images, candidates, options), ct);
@@ -304,15 +308,14 @@ public static class PromptTuner
     /// The linear probe: logits = s·(x·Wᵀ) + b on the frozen embeddings, W and b from zero, AdamW, the same objective
     /// (and alignment) as CoOp.
     /// </summary>
-    internal static TuningResult LinearProbe(EmbeddingMatrix images, CandidateLabels candidates, IReadOnlyList<string> classNames, PartialLabelLoss loss,
-        PllTrainingSettings settings, float scale, string modelName, PromptTuningOptions options, string fingerprint, float[]? teacher, int[]? trueLabels, CancellationToken ct)
+    internal static TuningResult LinearProbe(TrainingViews images, CandidateLabels candidates, IReadOnlyList<string> classNames, PartialLabelLoss loss,
+        PllTrainingSettings settings, float scale, string modelName, PromptTuningOptions options, string fingerprint, Func<int, float[]>? teacher, int[]? trueLabels, CancellationToken ct)
     {
         int c = classNames.Count, d = images.Dimension;
         var w = Tensor.Parameter([c, d], "probe.weight");
         var b = Tensor.Parameter([c], "probe.bias");
-        var x = Tensor.FromArray(images.Data, images.Count, d).Keep();
-        var trainer = new PllTrainer([w, b], batch =>
-            Ops.Add(Ops.MulScalar(Ops.MatMul(Ops.Gather(x, 0, batch, [batch.Length]), Ops.Transpose(w, 1, 0)), scale), b),
+        var trainer = new PllTrainer([w, b], (batch, epoch) =>
+            Ops.Add(Ops.MulScalar(Ops.MatMul(Ops.Gather(images.ForEpoch(epoch), 0, batch, [batch.Length]), Ops.Transpose(w, 1, 0)), scale), b),
             loss, candidates, settings with { AdamW = true }, teacher, trueLabels);
         var (epochs, resumed) = RunEpochs(trainer, [w, b], options, fingerprint, ct);
         return new TuningResult(new TunedClassifier(TuningMethod.LinearProbe, classNames, new EmbeddingMatrix(w.ToArray(), c, d), b.ToArray(), scale, modelName),
@@ -337,16 +340,84 @@ public static class PromptTuner
     }
 
     /// <summary>A hash of everything that determines the training run, so that a checkpoint is only resumed by the same run.</summary>
-    internal static string Fingerprint(string modelHash, EmbeddingMatrix images, CandidateLabels candidates, PromptTuningOptions o)
+    internal static string Fingerprint(string modelHash, TrainingViews images, CandidateLabels candidates, PromptTuningOptions o)
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{modelHash}|{o.Method}|{o.Loss}|{o.Align}|{o.LwsBeta}|{o.ContextTokens}|{o.ClassSpecificContext}|{o.ClassPosition}|{o.ContextInit}|");
         sb.Append(CultureInfo.InvariantCulture, $"{o.Epochs}|{o.BatchSize}|{o.LearningRate}|{o.Momentum}|{o.WeightDecay}|{o.WarmupEpochs}|{o.Seed}|{string.Join('\n', o.Templates.Templates)}|");
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(Encoding.UTF8.GetBytes(sb.ToString()));
-        sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(images.Data.AsSpan()));
+        foreach (var m in images.All) sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.Data.AsSpan()));
         for (int i = 0; i < candidates.Count; i++) sha.AppendData(candidates.Row(i));
         return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+}
+
+/// <summary>
+/// The training embeddings and their cached augmented views: in every epoch each sample uses the original (choice 0)
+/// or view v (choice v), drawn from the seed and the epoch only, so resumed runs see the same data.
+/// </summary>
+internal sealed class TrainingViews
+{
+    private readonly EmbeddingMatrix _original;
+    private readonly IReadOnlyList<EmbeddingMatrix> _views;
+    private readonly ulong _seed;
+    private int _epoch = -1;
+    private Tensor? _current;
+
+    public TrainingViews(EmbeddingMatrix original, IReadOnlyList<EmbeddingMatrix>? views, ulong seed)
+    {
+        _original = original;
+        _views = views ?? [];
+        _seed = seed;
+        foreach (var v in _views)
+            if (v.Count != original.Count || v.Dimension != original.Dimension)
+                throw new ArgumentException($"An augmented view has {v.Count} × {v.Dimension} embeddings; the training set has {original.Count} × {original.Dimension}.", nameof(views));
+    }
+
+    public int Dimension => _original.Dimension;
+
+    public int Count => _original.Count;
+
+    public IEnumerable<EmbeddingMatrix> All => [_original, .. _views];
+
+    /// <summary>Which matrix sample <paramref name="i"/> uses in <paramref name="epoch"/> (0 = original).</summary>
+    public int Choice(int epoch, int i) => _views.Count == 0 ? 0 : new Rng(_seed * 0xD1B54A32D192ED03UL + (ulong)epoch * 0x9E3779B97F4A7C15UL + (ulong)i).NextInt(_views.Count + 1);
+
+    /// <summary>The epoch's [N, D] embeddings as a tensor (built once per epoch).</summary>
+    public Tensor ForEpoch(int epoch)
+    {
+        if (epoch == _epoch && _current is not null) return _current;
+        var m = EpochMatrix(epoch);
+        _current = Tensor.FromArray(m.Data, m.Count, m.Dimension).Keep();
+        _epoch = epoch;
+        return _current;
+    }
+
+    private EmbeddingMatrix EpochMatrix(int epoch)
+    {
+        if (_views.Count == 0) return _original;
+        var m = new EmbeddingMatrix(_original.Count, _original.Dimension);
+        for (int i = 0; i < m.Count; i++)
+        {
+            int choice = Choice(epoch, i);
+            (choice == 0 ? _original : _views[choice - 1]).Row(i).CopyTo(m.Row(i));
+        }
+        return m;
+    }
+
+    /// <summary>The handcrafted classifier's logits for the epoch's embeddings (the alignment teacher).</summary>
+    public Func<int, float[]> TeacherLogits(TunedClassifier zeroShot)
+    {
+        var perMatrix = All.Select(zeroShot.Logits).ToArray();
+        int c = zeroShot.ClassNames.Count;
+        return epoch =>
+        {
+            if (_views.Count == 0) return perMatrix[0];
+            var t = new float[Count * c];
+            for (int i = 0; i < Count; i++) perMatrix[Choice(epoch, i)].AsSpan(i * c, c).CopyTo(t.AsSpan(i * c, c));
+            return t;
+        };
     }
 }
 
