@@ -1,3 +1,4 @@
+using Vega.MLNet.Runtime;
 using Vega.MLNet.Onnx.Proto;
 using Vega.MLNet.Tensors;
 
@@ -23,7 +24,7 @@ internal sealed record OnnxInterpreterOptions
 }
 
 /// <summary>A graph input as the interpreter expects it: element type and dimensions (null = symbolic/dynamic).</summary>
-internal sealed record OnnxGraphInput(string Name, OnnxDataType Type, int?[]? Dims, string[] SymbolicDims)
+internal sealed record OnnxGraphInput(string Name, OnnxElementType Type, int?[]? Dims, string[] SymbolicDims)
 {
     public override string ToString() =>
         $"{Name} {Type} " + (Dims is null ? "[?]" : "[" + string.Join(", ", Dims.Select((d, i) => d?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? (SymbolicDims[i].Length > 0 ? SymbolicDims[i] : "?"))) + "]");
@@ -210,7 +211,7 @@ internal sealed class OnnxInterpreter
             if (!producers.ContainsKey(b) && !inputs.Any(i => i.Name == b))
                 throw new InvalidDataException($"'{source}' has no node output named '{b}' to bind as an input.");
             if (inputs.Any(i => i.Name == b)) continue;
-            inputs.Add(new OnnxGraphInput(b, OnnxDataType.Float, null, []));
+            inputs.Add(new OnnxGraphInput(b, OnnxElementType.Float, null, []));
         }
         foreach (var vi in graph.Output)
             if (!defined.Contains(vi.Name) && !bound.Contains(vi.Name))
@@ -312,7 +313,7 @@ internal sealed class OnnxInterpreter
     private static OnnxGraphInput Describe(ValueInfoProto vi, string source)
     {
         var tt = vi.Type?.TensorType;
-        var type = tt is null ? OnnxDataType.Undefined : (OnnxDataType)tt.ElemType;
+        var type = tt is null ? OnnxElementType.Undefined : (OnnxElementType)tt.ElemType;
         if (tt is not null && !OnnxValue.IsSupported(type))
             throw new InvalidDataException($"'{source}' input '{vi.Name}' has element type {type}; the interpreter handles float32, integer and bool tensors.");
         if (tt?.Shape is null) return new OnnxGraphInput(vi.Name, type, null, []);
@@ -453,7 +454,7 @@ internal sealed class OnnxInterpreter
 
     private static void Validate(OnnxGraphInput input, OnnxValue value)
     {
-        if (input.Type != OnnxDataType.Undefined && input.Type != value.Type)
+        if (input.Type != OnnxElementType.Undefined && input.Type != value.Type)
             throw new ArgumentException($"Input '{input.Name}' expects {input.Type}, got {value.Type} {Shapes.ToString(value.Shape)}.");
         if (input.Dims is null) return;
         if (input.Dims.Length != value.Rank)

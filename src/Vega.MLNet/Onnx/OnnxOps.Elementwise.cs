@@ -1,3 +1,4 @@
+using Vega.MLNet.Runtime;
 using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Onnx;
@@ -55,7 +56,7 @@ internal static partial class OnnxOps
                 BinaryOp.Add => (x, y) => x + y,
                 BinaryOp.Sub => (x, y) => x - y,
                 BinaryOp.Mul => (x, y) => x * y,
-                _ => (x, y) => y == 0 ? throw n.Error("integer division by zero.") : a.Type == OnnxDataType.UInt64 ? (long)((ulong)x / (ulong)y) : x / y,
+                _ => (x, y) => y == 0 ? throw n.Error("integer division by zero.") : a.Type == OnnxElementType.UInt64 ? (long)((ulong)x / (ulong)y) : x / y,
             });
         }
         else throw n.Error($"cannot mix {a.Type} and {b.Type} inputs (insert a Cast).");
@@ -131,7 +132,7 @@ internal static partial class OnnxOps
         return r;
     }
 
-    internal static OnnxValue IntBinary(OnnxNode n, OnnxValue a, OnnxValue b, OnnxDataType resultType, Func<long, long, long> f)
+    internal static OnnxValue IntBinary(OnnxNode n, OnnxValue a, OnnxValue b, OnnxElementType resultType, Func<long, long, long> f)
     {
         int[] shape;
         try { shape = Shapes.Broadcast(a.Shape, b.Shape, n.OpType); }
@@ -212,7 +213,7 @@ internal static partial class OnnxOps
         if (a.IsFloat != b.IsFloat) throw n.Error($"cannot compare {a.Type} with {b.Type}.");
         if (!a.IsFloat)
         {
-            o[0] = IntBinary(n, a, b, OnnxDataType.Bool, (x, y) => onInts(x, y) ? 1 : 0);
+            o[0] = IntBinary(n, a, b, OnnxElementType.Bool, (x, y) => onInts(x, y) ? 1 : 0);
             return;
         }
         int[] shape;
@@ -224,24 +225,24 @@ internal static partial class OnnxOps
         var ib = BroadcastIndex(b.Shape, shape);
         var r = new long[ia.Length];
         for (int k = 0; k < r.Length; k++) r[k] = onFloats(fa[ia[k]], fb[ib[k]]) ? 1 : 0;
-        o[0] = OnnxValue.FromInts(r, shape, OnnxDataType.Bool);
+        o[0] = OnnxValue.FromInts(r, shape, OnnxElementType.Bool);
     };
 
     private static OnnxKernel Logical(OnnxNode n, Func<long, long, long> f) => (i, o) =>
     {
         var a = n.Required(i, 0, "A");
         var b = n.Required(i, 1, "B");
-        if (a.Type != OnnxDataType.Bool || b.Type != OnnxDataType.Bool) throw n.Error($"expects bool inputs, got {a.Type} and {b.Type}.");
-        o[0] = IntBinary(n, a, b, OnnxDataType.Bool, f);
+        if (a.Type != OnnxElementType.Bool || b.Type != OnnxElementType.Bool) throw n.Error($"expects bool inputs, got {a.Type} and {b.Type}.");
+        o[0] = IntBinary(n, a, b, OnnxElementType.Bool, f);
     };
 
     private static OnnxKernel NotKernel(OnnxNode n) => (i, o) =>
     {
         var x = n.Required(i, 0, "X");
-        if (x.Type != OnnxDataType.Bool) throw n.Error($"expects a bool input, got {x.Type}.");
+        if (x.Type != OnnxElementType.Bool) throw n.Error($"expects a bool input, got {x.Type}.");
         var r = new long[x.Ints!.Length];
         for (int k = 0; k < r.Length; k++) r[k] = x.Ints[k] == 0 ? 1 : 0;
-        o[0] = OnnxValue.FromInts(r, x.Shape, OnnxDataType.Bool);
+        o[0] = OnnxValue.FromInts(r, x.Shape, OnnxElementType.Bool);
     };
 
     private static OnnxKernel WhereKernel(OnnxNode n) => (i, o) =>

@@ -1,3 +1,4 @@
+using Vega.MLNet.Runtime;
 using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Onnx;
@@ -465,15 +466,15 @@ internal static partial class OnnxOps
 
     private static OnnxKernel CastKernel(OnnxNode n)
     {
-        var to = (OnnxDataType)n.Int("to", 0);
+        var to = (OnnxElementType)n.Int("to", 0);
         if (!OnnxValue.IsSupported(to)) throw n.Error($"casts to {to}; the interpreter supports float32, integer and bool tensors.");
         return (i, o) => o[0] = CastTo(n, n.Required(i, 0, "input"), to);
     }
 
-    internal static OnnxValue CastTo(OnnxNode n, OnnxValue x, OnnxDataType to)
+    internal static OnnxValue CastTo(OnnxNode n, OnnxValue x, OnnxElementType to)
     {
         if (x.Type == to) return x;
-        if (to == OnnxDataType.Float) return OnnxValue.FromTensor(x.AsTensor());
+        if (to == OnnxElementType.Float) return OnnxValue.FromTensor(x.AsTensor());
         if (!OnnxValue.IsIntegral(to)) throw n.Error($"casts to {to}; the interpreter supports float32, integer and bool tensors.");
         var r = new long[x.Length];
         if (x.IsFloat)
@@ -482,7 +483,7 @@ internal static partial class OnnxOps
             for (int k = 0; k < r.Length; k++)
             {
                 float v = f[k];
-                r[k] = to == OnnxDataType.Bool ? (v != 0 ? 1 : 0) : OnnxValue.Wrap(float.IsNaN(v) ? 0 : (long)Math.Clamp((double)MathF.Truncate(v), long.MinValue, long.MaxValue), to);
+                r[k] = to == OnnxElementType.Bool ? (v != 0 ? 1 : 0) : OnnxValue.Wrap(float.IsNaN(v) ? 0 : (long)Math.Clamp((double)MathF.Truncate(v), long.MinValue, long.MaxValue), to);
             }
         }
         else for (int k = 0; k < r.Length; k++) r[k] = OnnxValue.Wrap(x.Ints![k], to);

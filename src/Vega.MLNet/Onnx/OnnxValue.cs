@@ -1,30 +1,9 @@
+using Vega.MLNet.Runtime;
 using System.Runtime.InteropServices;
 using Vega.MLNet.Onnx.Proto;
 using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Onnx;
-
-/// <summary>ONNX element types (the values of TensorProto.DataType).</summary>
-internal enum OnnxDataType
-{
-    Undefined = 0,
-    Float = 1,
-    UInt8 = 2,
-    Int8 = 3,
-    UInt16 = 4,
-    Int16 = 5,
-    Int32 = 6,
-    Int64 = 7,
-    String = 8,
-    Bool = 9,
-    Float16 = 10,
-    Double = 11,
-    UInt32 = 12,
-    UInt64 = 13,
-    Complex64 = 14,
-    Complex128 = 15,
-    BFloat16 = 16,
-}
 
 /// <summary>
 /// A value flowing through the interpreter: a tagged union of a float32 <see cref="Tensors.Tensor"/> (the differentiable
@@ -34,7 +13,7 @@ internal enum OnnxDataType
 /// </summary>
 internal sealed class OnnxValue
 {
-    private OnnxValue(OnnxDataType type, Tensor? tensor, long[]? ints, int[] shape)
+    private OnnxValue(OnnxElementType type, Tensor? tensor, long[]? ints, int[] shape)
     {
         Type = type;
         Tensor = tensor;
@@ -42,7 +21,7 @@ internal sealed class OnnxValue
         Shape = shape;
     }
 
-    public OnnxDataType Type { get; }
+    public OnnxElementType Type { get; }
 
     /// <summary>The float32 tensor (when <see cref="IsFloat"/>).</summary>
     public Tensor? Tensor { get; }
@@ -53,15 +32,15 @@ internal sealed class OnnxValue
     /// <summary>The dimensions (do not modify).</summary>
     public int[] Shape { get; }
 
-    public bool IsFloat => Type == OnnxDataType.Float;
+    public bool IsFloat => Type == OnnxElementType.Float;
 
     public int Rank => Shape.Length;
 
     public long Length => Shapes.Product(Shape);
 
-    public static OnnxValue FromTensor(Tensor t) => new(OnnxDataType.Float, t, null, t.Shape);
+    public static OnnxValue FromTensor(Tensor t) => new(OnnxElementType.Float, t, null, t.Shape);
 
-    public static OnnxValue FromInts(long[] data, int[] shape, OnnxDataType type = OnnxDataType.Int64)
+    public static OnnxValue FromInts(long[] data, int[] shape, OnnxElementType type = OnnxElementType.Int64)
     {
         if (!IsIntegral(type)) throw new ArgumentException($"{type} is not an integer or bool type.", nameof(type));
         if (Shapes.Product(shape) != data.Length)
@@ -69,27 +48,27 @@ internal sealed class OnnxValue
         return new OnnxValue(type, null, data, shape);
     }
 
-    public static OnnxValue Scalar(long v, OnnxDataType type = OnnxDataType.Int64) => FromInts([v], [], type);
+    public static OnnxValue Scalar(long v, OnnxElementType type = OnnxElementType.Int64) => FromInts([v], [], type);
 
     public static OnnxValue Vector(params long[] v) => FromInts(v, [v.Length]);
 
     /// <summary>Integer and bool types held in <see cref="Ints"/>.</summary>
-    public static bool IsIntegral(OnnxDataType t) => t is OnnxDataType.UInt8 or OnnxDataType.Int8 or OnnxDataType.UInt16 or OnnxDataType.Int16
-        or OnnxDataType.Int32 or OnnxDataType.Int64 or OnnxDataType.Bool or OnnxDataType.UInt32 or OnnxDataType.UInt64;
+    public static bool IsIntegral(OnnxElementType t) => t is OnnxElementType.UInt8 or OnnxElementType.Int8 or OnnxElementType.UInt16 or OnnxElementType.Int16
+        or OnnxElementType.Int32 or OnnxElementType.Int64 or OnnxElementType.Bool or OnnxElementType.UInt32 or OnnxElementType.UInt64;
 
     /// <summary>The types this interpreter can hold.</summary>
-    public static bool IsSupported(OnnxDataType t) => t == OnnxDataType.Float || IsIntegral(t);
+    public static bool IsSupported(OnnxElementType t) => t == OnnxElementType.Float || IsIntegral(t);
 
     /// <summary>Wraps <paramref name="v"/> to the range of <paramref name="type"/> (two's complement, like a C cast).</summary>
-    public static long Wrap(long v, OnnxDataType type) => type switch
+    public static long Wrap(long v, OnnxElementType type) => type switch
     {
-        OnnxDataType.UInt8 => (byte)v,
-        OnnxDataType.Int8 => (sbyte)v,
-        OnnxDataType.UInt16 => (ushort)v,
-        OnnxDataType.Int16 => (short)v,
-        OnnxDataType.Int32 => (int)v,
-        OnnxDataType.UInt32 => (uint)v,
-        OnnxDataType.Bool => v != 0 ? 1 : 0,
+        OnnxElementType.UInt8 => (byte)v,
+        OnnxElementType.Int8 => (sbyte)v,
+        OnnxElementType.UInt16 => (ushort)v,
+        OnnxElementType.Int16 => (short)v,
+        OnnxElementType.Int32 => (int)v,
+        OnnxElementType.UInt32 => (uint)v,
+        OnnxElementType.Bool => v != 0 ? 1 : 0,
         _ => v,
     };
 
@@ -100,7 +79,7 @@ internal sealed class OnnxValue
         var ints = Ints!;
         var t = Tensors.Tensor.Empty(Shape);
         var s = t.Span;
-        for (int i = 0; i < ints.Length; i++) s[i] = Type == OnnxDataType.UInt64 ? (float)(ulong)ints[i] : ints[i];
+        for (int i = 0; i < ints.Length; i++) s[i] = Type == OnnxElementType.UInt64 ? (float)(ulong)ints[i] : ints[i];
         return t;
     }
 
@@ -115,7 +94,7 @@ internal sealed class OnnxValue
     /// <summary>Reads a TensorProto (raw_data or the typed fields) into a value (float tensors are persistent).</summary>
     public static OnnxValue FromProto(TensorProto t, string source)
     {
-        var type = (OnnxDataType)t.DataType;
+        var type = (OnnxElementType)t.DataType;
         var dims = new int[t.Dims.Count];
         for (int i = 0; i < dims.Length; i++)
         {
@@ -125,7 +104,7 @@ internal sealed class OnnxValue
         }
         if (t.DataLocation == TensorProto.Types.DataLocation.External)
             throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' is stored externally and was not loaded (load the model with OnnxModelFile.Load from its folder).");
-        if (type == OnnxDataType.Float)
+        if (type == OnnxElementType.Float)
         {
             var data = TensorProtoData.ToFloats(t);
             var tensor = Tensors.Tensor.Wrap(data, dims);
@@ -147,12 +126,12 @@ internal sealed class OnnxValue
                 var b = raw.Slice(i * size, size);
                 values[i] = type switch
                 {
-                    OnnxDataType.UInt8 or OnnxDataType.Bool => b[0],
-                    OnnxDataType.Int8 => (sbyte)b[0],
-                    OnnxDataType.UInt16 => MemoryMarshal.Read<ushort>(b),
-                    OnnxDataType.Int16 => MemoryMarshal.Read<short>(b),
-                    OnnxDataType.Int32 => MemoryMarshal.Read<int>(b),
-                    OnnxDataType.UInt32 => MemoryMarshal.Read<uint>(b),
+                    OnnxElementType.UInt8 or OnnxElementType.Bool => b[0],
+                    OnnxElementType.Int8 => (sbyte)b[0],
+                    OnnxElementType.UInt16 => MemoryMarshal.Read<ushort>(b),
+                    OnnxElementType.Int16 => MemoryMarshal.Read<short>(b),
+                    OnnxElementType.Int32 => MemoryMarshal.Read<int>(b),
+                    OnnxElementType.UInt32 => MemoryMarshal.Read<uint>(b),
                     _ => MemoryMarshal.Read<long>(b),
                 };
             }
@@ -162,8 +141,8 @@ internal sealed class OnnxValue
             // Typed fields: int64_data for INT64, uint64_data for UINT32/UINT64, int32_data for the small types.
             IReadOnlyList<long> source64 = type switch
             {
-                OnnxDataType.Int64 => t.Int64Data,
-                OnnxDataType.UInt32 or OnnxDataType.UInt64 => t.Uint64Data.Select(v => (long)v).ToArray(),
+                OnnxElementType.Int64 => t.Int64Data,
+                OnnxElementType.UInt32 or OnnxElementType.UInt64 => t.Uint64Data.Select(v => (long)v).ToArray(),
                 _ => t.Int32Data.Select(v => (long)v).ToArray(),
             };
             if (source64.Count != n)
@@ -173,11 +152,11 @@ internal sealed class OnnxValue
         return new OnnxValue(type, null, values, dims);
     }
 
-    public static int ElementSize(OnnxDataType t) => t switch
+    public static int ElementSize(OnnxElementType t) => t switch
     {
-        OnnxDataType.UInt8 or OnnxDataType.Int8 or OnnxDataType.Bool => 1,
-        OnnxDataType.UInt16 or OnnxDataType.Int16 or OnnxDataType.Float16 or OnnxDataType.BFloat16 => 2,
-        OnnxDataType.Int32 or OnnxDataType.UInt32 or OnnxDataType.Float => 4,
+        OnnxElementType.UInt8 or OnnxElementType.Int8 or OnnxElementType.Bool => 1,
+        OnnxElementType.UInt16 or OnnxElementType.Int16 or OnnxElementType.Float16 or OnnxElementType.BFloat16 => 2,
+        OnnxElementType.Int32 or OnnxElementType.UInt32 or OnnxElementType.Float => 4,
         _ => 8,
     };
 }

@@ -1,3 +1,4 @@
+using Vega.MLNet.Runtime;
 using Vega.MLNet.Onnx;
 using Vega.MLNet.Onnx.Proto;
 using Vega.MLNet.Tensors;
@@ -118,7 +119,7 @@ internal sealed class PromptTextEncoder
         var graph = model.Graph ?? throw new InvalidDataException($"'{source}' has no graph: it is not an ONNX model.");
         var initializerNames = graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         var inputs = graph.Input.Where(i => !initializerNames.Contains(i.Name)).ToList();
-        static bool IsInt(ValueInfoProto v) => v.Type?.TensorType is { } t && (OnnxDataType)t.ElemType is OnnxDataType.Int64 or OnnxDataType.Int32;
+        static bool IsInt(ValueInfoProto v) => v.Type?.TensorType is { } t && (OnnxElementType)t.ElemType is OnnxElementType.Int64 or OnnxElementType.Int32;
 
         string ids = options.IdsInput
             ?? (inputs.Any(i => i.Name == "input_ids") ? "input_ids" : null)

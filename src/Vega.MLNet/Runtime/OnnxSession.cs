@@ -77,6 +77,16 @@ public enum OnnxElementType
     Float16 = 10,
     /// <summary>float64.</summary>
     Double = 11,
+    /// <summary>uint32.</summary>
+    UInt32 = 12,
+    /// <summary>uint64.</summary>
+    UInt64 = 13,
+    /// <summary>complex64.</summary>
+    Complex64 = 14,
+    /// <summary>complex128.</summary>
+    Complex128 = 15,
+    /// <summary>bfloat16.</summary>
+    BFloat16 = 16,
 }
 
 /// <summary>Name, element type and shape of a model input or output. Dynamic dimensions are -1 in
