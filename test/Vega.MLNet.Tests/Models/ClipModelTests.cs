@@ -223,4 +223,45 @@ public sealed class ClipModelTests
         File.WriteAllText(Path.Combine(dir, "t.txt"), "# comment\na photo of a {}.\na bad line\n");
         Assert.Contains("Line 3", Assert.Throws<InvalidDataException>(() => PromptTemplates.FromFile(Path.Combine(dir, "t.txt"))).Message);
     }
+
+    [Fact]
+    public void Int32TokenIdsAreDetectedAndFed()
+    {
+        // The HF text tower rewritten to take int32 ids (a Cast to int64 in front of the original graph), as some
+        // exporters produce: ClipModel must detect the type from the metadata and feed int32.
+        var proto = Vega.MLNet.Onnx.OnnxModelFile.Load(Path.Combine(Fixtures.Onnx, "hf", "text_model.onnx"));
+        var graph = proto.Graph;
+        foreach (var name in new[] { "input_ids", "attention_mask" })
+        {
+            var input = graph.Input.Single(i => i.Name == name);
+            input.Type.TensorType.ElemType = (int)Vega.MLNet.Onnx.Proto.TensorProto.Types.DataType.Int32;
+            foreach (var node in graph.Node)
+                for (int k = 0; k < node.Input.Count; k++)
+                    if (node.Input[k] == name) node.Input[k] = name + "_int64";
+            var cast = new Vega.MLNet.Onnx.Proto.NodeProto { OpType = "Cast", Name = "cast_" + name };
+            cast.Input.Add(name);
+            cast.Output.Add(name + "_int64");
+            cast.Attribute.Add(new Vega.MLNet.Onnx.Proto.AttributeProto { Name = "to", Type = Vega.MLNet.Onnx.Proto.AttributeProto.Types.AttributeType.Int, I = 7 });
+            graph.Node.Insert(0, cast);
+        }
+        string hf = Path.Combine(Fixtures.Onnx, "hf");
+        string dir = LinkFolder(("vision_model.onnx", Path.Combine(hf, "vision_model.onnx")), ("vocab.json", Path.Combine(hf, "vocab.json")),
+            ("merges.txt", Path.Combine(hf, "merges.txt")), ("config.json", Path.Combine(hf, "config.json")));
+        Vega.MLNet.Onnx.OnnxModelFile.Save(proto, Path.Combine(dir, "text_model.onnx"));
+        using var model = ClipModel.Load(dir);
+        Assert.Equal(Vega.MLNet.Runtime.OnnxElementType.Int32, model.TextTower.IdsType);
+        Assert.True(Fixtures.MaxAbsDiff(Normalized("hf_text_longest.f32", 32), model.EmbedTexts(GoldenTexts).Data) <= 1e-4);
+    }
+
+    [Fact]
+    public void ASessionCanBeCreatedFromBytes()
+    {
+        var bytes = File.ReadAllBytes(Path.Combine(Fixtures.Onnx, "openai", "textual.onnx"));
+        using var session = Vega.MLNet.Runtime.OnnxSession.FromBytes(bytes, name: "textual (memory)");
+        Assert.Equal("textual (memory)", session.Source);
+        var ids = Fixtures.ReadI64(Path.Combine(Fixtures.Onnx, "golden", "input_ids_ctx77.i64"));
+        using var r = session.Run([Vega.MLNet.Runtime.OnnxInput.Create("input_ids", ids, 4, 77)]);
+        Assert.True(Fixtures.MaxAbsDiff(Fixtures.ReadF32(Path.Combine(Fixtures.Onnx, "golden", "openai_textual.f32")), r.GetFloats("text_embeds")) <= 1e-4);
+        Assert.Throws<Vega.MLNet.Runtime.OnnxRuntimeException>(() => Vega.MLNet.Runtime.OnnxSession.FromBytes(bytes.AsSpan(0, 1000), name: "cut"));
+    }
 }
