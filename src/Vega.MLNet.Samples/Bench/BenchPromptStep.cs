@@ -22,7 +22,7 @@ internal static class BenchPromptStep
         var context = new Option<int>("--context") { Description = "Learnable context vectors M per prompt (CoOp default 16).", DefaultValueFactory = _ => 16 };
         var repeats = new Option<int>("--repeats") { Description = "Timed steps per configuration (median reported).", DefaultValueFactory = _ => 3 };
         var profile = new Option<bool>("--profile") { Description = "Print the forward time per op type and the backward time (not recorded)." };
-        var gemm = new Option<string[]>("--gemm") { Description = "GEMM kernels to measure: auto (OpenBLAS when installed), openblas, managed (default: managed and auto).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["managed", "auto"] };
+        var gemm = new Option<string[]>("--gemm") { Description = "GEMM kernels to measure: auto (the managed kernel on AVX-512 CPUs, else OpenBLAS), openblas, managed (default: managed and auto).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["managed", "auto"] };
         var poolGb = new Option<int>("--pool-gb") { Description = "Bytes the tensor pool keeps between steps, in GiB (default: the library's 4).", DefaultValueFactory = _ => 0 };
         var chunk = new Option<int>("--chunk") { Description = "Also measure the chunked step (PromptTextEncoder.Step with this many classes per chunk) when C is larger (0 = never).", DefaultValueFactory = _ => 25 };
         var threads = new Option<int>("--threads") { Description = "Threads of the tensor core and OpenBLAS (0 = all cores).", DefaultValueFactory = _ => 0 };
