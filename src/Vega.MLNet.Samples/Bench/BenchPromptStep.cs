@@ -22,10 +22,10 @@ internal static class BenchPromptStep
         var context = new Option<int>("--context") { Description = "Learnable context vectors M per prompt (CoOp default 16).", DefaultValueFactory = _ => 16 };
         var repeats = new Option<int>("--repeats") { Description = "Timed steps per configuration (median reported).", DefaultValueFactory = _ => 3 };
         var profile = new Option<bool>("--profile") { Description = "Print the forward time per op type and the backward time (not recorded)." };
-        var gemm = new Option<string[]>("--gemm") { Description = "GEMM kernels to measure: auto (the managed kernel on AVX-512 CPUs, else OpenBLAS), openblas, managed (default: managed and auto).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["managed", "auto"] };
+        var gemm = new Option<string[]>("--gemm") { Description = "GEMM kernels to measure: auto (the widest the CPU accelerates), avx512, avx2, portable (default: auto).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["auto"] };
         var poolGb = new Option<int>("--pool-gb") { Description = "Bytes the tensor pool keeps between steps, in GiB (default: the library's 4).", DefaultValueFactory = _ => 0 };
         var chunk = new Option<int>("--chunk") { Description = "Also measure the chunked step (PromptTextEncoder.Step with this many classes per chunk) when C is larger (0 = never).", DefaultValueFactory = _ => 25 };
-        var threads = new Option<int>("--threads") { Description = "Threads of the tensor core and OpenBLAS (0 = all cores).", DefaultValueFactory = _ => 0 };
+        var threads = new Option<int>("--threads") { Description = "Threads of the tensor core (0 = all cores).", DefaultValueFactory = _ => 0 };
         var command = new Command("prompt-step", "CoOp prompt-learning step (forward + backward through the frozen text tower on the ONNX interpreter): s/step and GFLOP/s.")
             { shared, towers, classes, context, repeats, threads, profile, gemm, poolGb, chunk };
         command.SetAction(parse =>
@@ -36,9 +36,10 @@ internal static class BenchPromptStep
             var backends = parse.GetValue(gemm)!.Select(g => g switch
             {
                 "auto" => GemmBackend.Auto,
-                "openblas" => GemmBackend.OpenBlas,
-                "managed" => GemmBackend.Managed,
-                _ => throw new ArgumentException($"Unknown --gemm '{g}' (auto, openblas or managed)."),
+                "avx512" => GemmBackend.Avx512,
+                "avx2" => GemmBackend.Avx2,
+                "portable" => GemmBackend.Portable,
+                _ => throw new ArgumentException($"Unknown --gemm '{g}' (auto, avx512, avx2 or portable)."),
             }).ToArray();
             bool prof = parse.GetValue(profile);
             if (parse.GetValue(poolGb) is int gb and > 0) TensorPool.MaxRetainedBytes = (long)gb << 30;

@@ -45,8 +45,11 @@ internal static class BenchTensor
     internal static void Run(BenchmarkReport report, int repeats, bool tower)
     {
         int threads = Parallelism.ThreadCount;
-        bool blas = OpenBlas.IsAvailable;
-        report.AddText("configuration", $"{threads} threads; OpenBLAS {(blas ? OpenBlas.Config : "absent: " + OpenBlas.LoadError)}; managed tile {ManagedGemm.Tile.MR}×{ManagedGemm.Tile.NR}", "Parallelism.ThreadCount, libopenblas.so.0");
+        var kernels = new List<GemmBackend>();
+        if (Vector512.IsHardwareAccelerated) kernels.Add(GemmBackend.Avx512);
+        if (Vector256.IsHardwareAccelerated) kernels.Add(GemmBackend.Avx2);
+        kernels.Add(GemmBackend.Portable);
+        report.AddText("configuration", $"{threads} threads; auto kernel {Gemm.Effective} (tile {ManagedGemm.Tile.MR}×{ManagedGemm.Tile.NR}); measured: {string.Join(", ", kernels)}", "Parallelism.ThreadCount, Gemm.Effective");
 
         var (mhz, flopsPerCycle, isa) = PeakParameters();
         double peak = threads * mhz * 1e6 * flopsPerCycle / 1e9;
@@ -67,7 +70,7 @@ internal static class BenchTensor
             rng.FillUniform(b, -1, 1);
             int reps = Math.Max(repeats, (int)Math.Min(200, 3e10 / flops));
             string shape = $"M×K×N = {m}×{k}×{n}, C = A·B row-major, {reps} runs";
-            foreach (var backend in blas ? new[] { GemmBackend.OpenBlas, GemmBackend.Managed } : [GemmBackend.Managed])
+            foreach (var backend in kernels)
             {
                 var saved = Gemm.Backend;
                 Gemm.Backend = backend;
@@ -81,7 +84,7 @@ internal static class BenchTensor
             }
         }
 
-        foreach (var backend in blas ? new[] { GemmBackend.OpenBlas, GemmBackend.Managed } : [GemmBackend.Managed])
+        foreach (var backend in new[] { Gemm.Effective })
         {
             var saved = Gemm.Backend;
             Gemm.Backend = backend;

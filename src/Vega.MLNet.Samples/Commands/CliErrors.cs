@@ -26,7 +26,7 @@ internal static class CliErrors
         }
     }
 
-    public static bool IsUserError(Exception e) => e is ClipModelException or OnnxRuntimeNotFoundException or OnnxRuntimeException
+    public static bool IsUserError(Exception e) => e is ClipModelException
         or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or NotSupportedException or IOException;
 
     public static void Warn(string message) => AnsiConsole.MarkupLine($"[yellow]warning:[/] {Markup.Escape(message)}");

@@ -26,7 +26,7 @@ internal static class EmbedCommand
             { model, images, labels, cache, output, batch, threads, ortThreads, fast, exif };
         command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
-            using var clip = ClipModel.Load(parse.GetValue(model)!, new ClipModelOptions { Session = new OnnxSessionOptions { IntraOpThreads = parse.GetValue(ortThreads) } });
+            using var clip = ClipModel.Load(parse.GetValue(model)!, new ClipModelOptions { IntraOpThreads = parse.GetValue(ortThreads) });
             var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), parse.GetValue(exif));
             var options = new ImageEmbeddingOptions
             {

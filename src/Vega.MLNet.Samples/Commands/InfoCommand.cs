@@ -29,7 +29,7 @@ internal static class InfoCommand
                 Row("preprocessing", PreprocessKey.Describe(clip.Preprocessing, Vega.MLNet.Imaging.DecodeOptions.Default));
                 Row("tokenizer", $"{clip.Tokenizer.Source} ({clip.Tokenizer.VocabularySize} ids)");
                 Row("logit scale", clip.LogitScale);
-                Row("ONNX Runtime", $"{OnnxRuntime.Version} from {OnnxRuntime.LoadedFrom}");
+                Row("ONNX Runtime", $"{OnnxSession.RuntimeVersion} (Microsoft.ML.OnnxRuntime; providers: {string.Join(", ", OnnxSession.AvailableProviders)}), running on {clip.ExecutionDevice}");
                 AnsiConsole.Write(table);
             }
             return 0;

@@ -22,11 +22,38 @@ public enum ClipModelLayout
 /// <summary>Options for <see cref="ClipModel.Load"/>.</summary>
 public sealed record ClipModelOptions
 {
-    /// <summary>ONNX Runtime session options for both towers.</summary>
-    public OnnxSessionOptions Session { get; init; } = OnnxSessionOptions.Default;
+    /// <summary>The CUDA device to run both towers on, or null (default) for the CPU. Needs the
+    /// Microsoft.ML.OnnxRuntime.Gpu package and CUDA 13 (docs/gpu.md).</summary>
+    public int? GpuDeviceId { get; init; }
+
+    /// <summary>When <see cref="GpuDeviceId"/> is set but the GPU cannot be used: true runs on the CPU after one
+    /// warning (<see cref="Warning"/>), false (default) throws an <see cref="InvalidOperationException"/> that names
+    /// the device and what is missing.</summary>
+    public bool FallbackToCpu { get; init; }
+
+    /// <summary>Threads ONNX Runtime uses inside one operator; 0 (default) uses every core the process may run on.</summary>
+    public int IntraOpThreads { get; init; }
+
+    /// <summary>
+    /// A folder where ONNX Runtime's optimised form of each tower is kept after the first load, so later loads skip
+    /// graph optimisation (null: none). Worth it for exports whose weights are folded at load time.
+    /// </summary>
+    public string? OptimizedModelDirectory { get; init; }
+
+    /// <summary>Receives warnings such as a GPU fallback (default: <see cref="System.Diagnostics.Trace"/>).</summary>
+    public Action<string>? Warning { get; init; }
 
     /// <summary>A display name (default: the manifest's "name", else the folder name).</summary>
     public string? Name { get; init; }
+
+    internal OnnxSessionOptions SessionOptions => new()
+    {
+        GpuDeviceId = GpuDeviceId,
+        FallbackToCpu = FallbackToCpu,
+        IntraOpThreads = IntraOpThreads,
+        OptimizedModelDirectory = OptimizedModelDirectory,
+        Warning = Warning,
+    };
 }
 
 /// <summary>Options of text embedding.</summary>
@@ -101,6 +128,10 @@ public sealed class ClipModel : IDisposable
 
     /// <summary>The image preprocessing the model expects (from preprocessor_config.json, clip.json or CLIP's defaults).</summary>
     public PreprocessSettings Preprocessing { get; }
+
+    /// <summary>Where the towers run: "CPU", or "CUDA:&lt;id&gt;" when <see cref="ClipModelOptions.GpuDeviceId"/> was
+    /// given and the GPU could be used.</summary>
+    public string ExecutionDevice => _image.Session.Device;
 
     /// <summary>SHA-256 of the tower files' bytes (hex), computed on first use; identifies the model in caches.</summary>
     public string ContentHash => _contentHash.Value;
@@ -190,6 +221,7 @@ public sealed class ClipModel : IDisposable
             throw new ClipModelException($"The model '{directory}' has an unusable vocabulary: {e.Message}", e);
         }
 
+        var sessionOptions = options.SessionOptions;
         var sessions = new List<OnnxSession>();
         try
         {
@@ -199,7 +231,7 @@ public sealed class ClipModel : IDisposable
             int imageSize;
             if (combined is not null)
             {
-                var s = OnnxSession.Open(RequireFile(combined, "model"), options.Session);
+                var s = OnnxSession.Open(RequireFile(combined, "model"), sessionOptions);
                 sessions.Add(s);
                 var pixel = s.Inputs.FirstOrDefault(i => i.ElementType == OnnxElementType.Float && i.Rank == 4);
                 imageSize = settings.ImageSize ?? (pixel is { } px && px.Shape[2] > 0 ? (int)px.Shape[2] : 224);
@@ -209,9 +241,9 @@ public sealed class ClipModel : IDisposable
             }
             else
             {
-                var si = OnnxSession.Open(RequireFile(imageFile!, "image_model"), options.Session);
+                var si = OnnxSession.Open(RequireFile(imageFile!, "image_model"), sessionOptions);
                 sessions.Add(si);
-                var st = OnnxSession.Open(RequireFile(textFile!, "text_model"), options.Session);
+                var st = OnnxSession.Open(RequireFile(textFile!, "text_model"), sessionOptions);
                 sessions.Add(st);
                 text = TextTower.Bind(st, settings, null);
                 image = ImageTower.Bind(si, settings, null, 0, 0);

@@ -1,34 +1,25 @@
-using System.Buffers;
+using System.Globalization;
 using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using OrtException = Microsoft.ML.OnnxRuntime.OnnxRuntimeException;
 
 namespace Vega.MLNet.Runtime;
 
 /// <summary>Graph optimisation level of an ONNX Runtime session.</summary>
-public enum GraphOptimization
+internal enum GraphOptimization
 {
-    /// <summary>No graph optimisation.</summary>
     None = 0,
-    /// <summary>Constant folding and redundant-node elimination.</summary>
     Basic = 1,
-    /// <summary>Basic plus node fusions.</summary>
     Extended = 2,
-    /// <summary>Everything, including layout optimisations (default).</summary>
     All = 99,
 }
 
-/// <summary>Where a session runs.</summary>
-public enum ExecutionProvider
-{
-    /// <summary>The CPU (default).</summary>
-    Cpu,
-    /// <summary>An NVIDIA GPU through ONNX Runtime's CUDA provider (needs a CUDA build of ONNX Runtime).</summary>
-    Cuda,
-}
-
 /// <summary>Options of an <see cref="OnnxSession"/>.</summary>
-public sealed record OnnxSessionOptions
+internal sealed record OnnxSessionOptions
 {
-    /// <summary>Threads used inside one operator; 0 lets ONNX Runtime choose (one per core).</summary>
+    /// <summary>Threads used inside one operator; 0 (default) means one per logical core of the process
+    /// (<see cref="Environment.ProcessorCount"/>). ONNX Runtime's own default counts physical cores, which is one on
+    /// a two-vCPU machine and halves the speed there.</summary>
     public int IntraOpThreads { get; init; }
 
     /// <summary>Threads used across independent operators (only with <see cref="ParallelExecution"/>); 0 = default.</summary>
@@ -40,78 +31,55 @@ public sealed record OnnxSessionOptions
     /// <summary>Graph optimisation level; default <see cref="GraphOptimization.All"/>.</summary>
     public GraphOptimization Optimization { get; init; } = GraphOptimization.All;
 
-    /// <summary>Execution provider; default CPU.</summary>
-    public ExecutionProvider Provider { get; init; } = ExecutionProvider.Cpu;
+    /// <summary>The CUDA device to run on, or null for the CPU (ML.NET's <c>gpuDeviceId</c>).</summary>
+    public int? GpuDeviceId { get; init; }
 
-    /// <summary>CUDA device ordinal when <see cref="Provider"/> is CUDA.</summary>
-    public int CudaDeviceId { get; init; }
+    /// <summary>When the GPU cannot be used: true runs on the CPU after one warning, false throws (ML.NET's
+    /// <c>fallbackToCpu</c>).</summary>
+    public bool FallbackToCpu { get; init; }
+
+    /// <summary>
+    /// A folder where the optimised form of each model is kept (written on the first load, read on later ones), or
+    /// null. Models whose weights ONNX Runtime must compute or fold at load time open much faster from it.
+    /// </summary>
+    public string? OptimizedModelDirectory { get; init; }
+
+    /// <summary>Receives warnings (a GPU fallback, an unusable optimised-model cache); default
+    /// <see cref="System.Diagnostics.Trace.TraceWarning(string)"/>.</summary>
+    public Action<string>? Warning { get; init; }
 
     /// <summary>The default options.</summary>
     public static OnnxSessionOptions Default { get; } = new();
-}
 
-/// <summary>Element types of ONNX tensors (values as in ONNX's TensorProto.DataType).</summary>
-public enum OnnxElementType
-{
-    /// <summary>Unknown or not a tensor.</summary>
-    Undefined = 0,
-    /// <summary>float32.</summary>
-    Float = 1,
-    /// <summary>uint8.</summary>
-    UInt8 = 2,
-    /// <summary>int8.</summary>
-    Int8 = 3,
-    /// <summary>uint16.</summary>
-    UInt16 = 4,
-    /// <summary>int16.</summary>
-    Int16 = 5,
-    /// <summary>int32.</summary>
-    Int32 = 6,
-    /// <summary>int64.</summary>
-    Int64 = 7,
-    /// <summary>string.</summary>
-    String = 8,
-    /// <summary>bool.</summary>
-    Bool = 9,
-    /// <summary>float16.</summary>
-    Float16 = 10,
-    /// <summary>float64.</summary>
-    Double = 11,
-    /// <summary>uint32.</summary>
-    UInt32 = 12,
-    /// <summary>uint64.</summary>
-    UInt64 = 13,
-    /// <summary>complex64.</summary>
-    Complex64 = 14,
-    /// <summary>complex128.</summary>
-    Complex128 = 15,
-    /// <summary>bfloat16.</summary>
-    BFloat16 = 16,
+    internal int EffectiveIntraOpThreads => IntraOpThreads > 0 ? IntraOpThreads : Environment.ProcessorCount;
+
+    internal void Warn(string message)
+    {
+        if (Warning is { } w) w(message);
+        else System.Diagnostics.Trace.TraceWarning(message);
+    }
 }
 
 /// <summary>Name, element type and shape of a model input or output. Dynamic dimensions are -1 in
 /// <see cref="Shape"/> and carry their symbolic name (e.g. "batch") in <see cref="SymbolicShape"/>.</summary>
-public sealed record OnnxTensorInfo(string Name, OnnxElementType ElementType, long[] Shape, string[] SymbolicShape)
+internal sealed record OnnxTensorInfo(string Name, OnnxElementType ElementType, long[] Shape, string[] SymbolicShape)
 {
-    /// <summary>Rank of the tensor.</summary>
     public int Rank => Shape.Length;
 
-    /// <summary>Human-readable form, e.g. <c>input_ids int64 [batch, 77]</c>.</summary>
     public override string ToString() =>
-        $"{Name} {ElementType.ToString().ToLowerInvariant()} [{string.Join(", ", Shape.Select((d, i) => d >= 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : SymbolicShape[i].Length > 0 ? SymbolicShape[i] : "?"))}]";
+        $"{Name} {ElementType.ToString().ToLowerInvariant()} [{string.Join(", ", Shape.Select((d, i) => d >= 0 ? d.ToString(CultureInfo.InvariantCulture) : SymbolicShape[i].Length > 0 ? SymbolicShape[i] : "?"))}]";
 }
 
 /// <summary>One input of a run: a name, a shape and managed data that is pinned (not copied) for the run.</summary>
-public sealed class OnnxInput
+internal sealed class OnnxInput
 {
-    private readonly Func<MemoryHandle> _pin;
+    private readonly Func<OrtValue> _create;
 
-    private OnnxInput(string name, OnnxElementType type, long[] shape, long elements, int elementSize, Func<MemoryHandle> pin)
+    private OnnxInput(string name, OnnxElementType type, long[] shape, long elements, Func<OrtValue> create)
     {
         Name = name;
         ElementType = type;
         Shape = shape;
-        ByteLength = elements * elementSize;
         long expected = 1;
         foreach (long d in shape)
         {
@@ -120,87 +88,63 @@ public sealed class OnnxInput
         }
         if (expected != elements)
             throw new ArgumentException($"Input '{name}' has {elements} elements but its shape [{string.Join(", ", shape)}] needs {expected}.", nameof(shape));
-        _pin = pin;
+        _create = create;
     }
 
-    /// <summary>Input name.</summary>
     public string Name { get; }
-
-    /// <summary>Element type.</summary>
     public OnnxElementType ElementType { get; }
-
-    /// <summary>Shape.</summary>
     public long[] Shape { get; }
 
-    internal long ByteLength { get; }
+    /// <summary>An ONNX Runtime value over the pinned managed memory (dispose it to unpin).</summary>
+    internal OrtValue ToOrtValue() => _create();
 
-    internal MemoryHandle Pin() => _pin();
-
-    /// <summary>A float32 input.</summary>
     public static OnnxInput Create(string name, ReadOnlyMemory<float> data, params long[] shape) =>
-        new(name, OnnxElementType.Float, shape, data.Length, 4, () => MemoryMarshal.AsMemory(data).Pin());
+        new(name, OnnxElementType.Float, shape, data.Length, () => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, MemoryMarshal.AsMemory(data), shape));
 
-    /// <summary>An int64 input.</summary>
     public static OnnxInput Create(string name, ReadOnlyMemory<long> data, params long[] shape) =>
-        new(name, OnnxElementType.Int64, shape, data.Length, 8, () => MemoryMarshal.AsMemory(data).Pin());
+        new(name, OnnxElementType.Int64, shape, data.Length, () => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, MemoryMarshal.AsMemory(data), shape));
 
-    /// <summary>An int32 input.</summary>
     public static OnnxInput Create(string name, ReadOnlyMemory<int> data, params long[] shape) =>
-        new(name, OnnxElementType.Int32, shape, data.Length, 4, () => MemoryMarshal.AsMemory(data).Pin());
+        new(name, OnnxElementType.Int32, shape, data.Length, () => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, MemoryMarshal.AsMemory(data), shape));
 
-    /// <summary>Human-readable form.</summary>
     public override string ToString() => $"{Name} {ElementType.ToString().ToLowerInvariant()} [{string.Join(", ", Shape)}]";
 }
 
 /// <summary>A float32 output written by the run straight into caller memory (no copy).</summary>
-/// <param name="Name">Output name.</param>
-/// <param name="Destination">Memory of exactly the output's size.</param>
-/// <param name="Shape">The output's shape.</param>
-public readonly record struct OnnxOutputTarget(string Name, Memory<float> Destination, long[] Shape);
+internal readonly record struct OnnxOutputTarget(string Name, Memory<float> Destination, long[] Shape);
 
 /// <summary>
-/// An ONNX Runtime inference session over one model. Thread-safe: several threads may call <see cref="Run"/> at once
-/// (ONNX Runtime serialises nothing; each run has its own buffers).
+/// An ONNX Runtime inference session over one model (Microsoft.ML.OnnxRuntime). Thread-safe: several threads may
+/// call <see cref="Run"/> at once. Inputs and <see cref="RunInto"/> outputs live in pinned managed memory, so a run
+/// copies nothing. Load and run failures are <see cref="InvalidDataException"/> (the file is not a usable model) or
+/// <see cref="InvalidOperationException"/> (ONNX Runtime failed while running), with ONNX Runtime's reason.
 /// </summary>
-public sealed unsafe class OnnxSession : IDisposable
+internal sealed class OnnxSession : IDisposable
 {
-    private static readonly Lazy<IntPtr> Env = new(() => OrtApi.CreateEnv(3 /* error */, "vega"), LazyThreadSafetyMode.ExecutionAndPublication);
-    private static readonly Lazy<IntPtr> CpuMemory = new(OrtApi.CreateCpuMemoryInfo, LazyThreadSafetyMode.ExecutionAndPublication);
+    /// <summary>The CUDA libraries ONNX Runtime 1.32's CUDA provider loads (they do not come from NuGet).</summary>
+    public const string CudaRequirements =
+        "ONNX Runtime 1.32's CUDA provider needs the package Microsoft.ML.OnnxRuntime.Gpu 1.32.0 in the application (instead of Microsoft.ML.OnnxRuntime), " +
+        "an NVIDIA driver (libcuda.so.1) and CUDA 13 with cuDNN 9 on the library path (libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libcufft.so.12, libcudnn.so.9); see docs/gpu.md";
 
-    private readonly SessionHandle _handle;
-    private readonly IntPtr[] _inputNames;
-    private readonly IntPtr[] _outputNames;
+    private readonly InferenceSession _session;
     private readonly Dictionary<string, int> _inputIndex = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _outputIndex = new(StringComparer.Ordinal);
+    private int _disposed;
 
-    private OnnxSession(SessionHandle handle, string source)
+    private OnnxSession(InferenceSession session, string source, string device)
     {
-        _handle = handle;
+        _session = session;
         Source = source;
-        IntPtr s = handle.DangerousGetHandle();
-        int nIn = (int)OrtApi.SessionGetInputCount(s), nOut = (int)OrtApi.SessionGetOutputCount(s);
-        var inputs = new OnnxTensorInfo[nIn];
-        var outputs = new OnnxTensorInfo[nOut];
-        _inputNames = new IntPtr[nIn];
-        _outputNames = new IntPtr[nOut];
-        for (int i = 0; i < nIn; i++)
-        {
-            inputs[i] = Describe(s, i, input: true);
-            _inputNames[i] = Marshal.StringToCoTaskMemUTF8(inputs[i].Name);
-            _inputIndex[inputs[i].Name] = i;
-        }
-        for (int i = 0; i < nOut; i++)
-        {
-            outputs[i] = Describe(s, i, input: false);
-            _outputNames[i] = Marshal.StringToCoTaskMemUTF8(outputs[i].Name);
-            _outputIndex[outputs[i].Name] = i;
-        }
-        Inputs = inputs;
-        Outputs = outputs;
+        Device = device;
+        Inputs = Describe(session.InputNames, session.InputMetadata, _inputIndex);
+        Outputs = Describe(session.OutputNames, session.OutputMetadata, _outputIndex);
     }
 
     /// <summary>Where the model came from (file path or a given name).</summary>
     public string Source { get; }
+
+    /// <summary>Where the session runs: "CPU" or "CUDA:&lt;id&gt;".</summary>
+    public string Device { get; }
 
     /// <summary>The model's inputs in declaration order.</summary>
     public IReadOnlyList<OnnxTensorInfo> Inputs { get; }
@@ -208,115 +152,133 @@ public sealed unsafe class OnnxSession : IDisposable
     /// <summary>The model's outputs in declaration order.</summary>
     public IReadOnlyList<OnnxTensorInfo> Outputs { get; }
 
+    /// <summary>The ONNX Runtime version in use.</summary>
+    public static string RuntimeVersion => OrtEnv.Instance().GetVersionString();
+
+    /// <summary>The execution providers compiled into the ONNX Runtime native library in use.</summary>
+    public static IReadOnlyList<string> AvailableProviders => OrtEnv.Instance().GetAvailableProviders();
+
     /// <summary>Opens a model file.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="OnnxRuntimeException">ONNX Runtime rejected the file (not ONNX, truncated, unsupported op…); the
-    /// message names the file and carries ORT's reason.</exception>
+    /// <exception cref="InvalidDataException">ONNX Runtime rejected the file (not ONNX, truncated, unsupported op…).</exception>
     public static OnnxSession Open(string path, OnnxSessionOptions? options = null)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"The ONNX model '{path}' does not exist.", path);
         string full = Path.GetFullPath(path);
-        return Create(options, o => OrtApi.CreateSession(Env.Value, full, o), full);
+        options ??= OnnxSessionOptions.Default;
+        string? cached = OptimizedModelCache.Lookup(options, full);
+        if (cached is not null)
+        {
+            try { return Create(options, so => new InferenceSession(cached, so), full); }
+            catch (InvalidDataException e)
+            {
+                options.Warn($"The cached optimised form of '{full}' ({cached}) could not be loaded and is rebuilt: {e.Message}");
+                OptimizedModelCache.Discard(cached);
+            }
+        }
+        var pending = OptimizedModelCache.Prepare(options, full);
+        if (pending is not null)
+        {
+            try
+            {
+                var session = Create(options, so =>
+                {
+                    so.OptimizedModelFilePath = pending.TemporaryPath;
+                    return new InferenceSession(full, so);
+                }, full);
+                pending.Commit(options);
+                return session;
+            }
+            catch (InvalidDataException e)
+            {
+                // Writing the optimised form can fail where loading does not (e.g. a read-only folder): load without it.
+                OptimizedModelCache.Discard(pending.TemporaryPath);
+                options.Warn($"The optimised form of '{full}' could not be written to '{options.OptimizedModelDirectory}': {e.Message}");
+            }
+        }
+        return Create(options, so => new InferenceSession(full, so), full);
     }
 
     /// <summary>Creates a session from the bytes of a model.</summary>
     public static OnnxSession FromBytes(ReadOnlySpan<byte> model, OnnxSessionOptions? options = null, string name = "<memory>")
     {
-        OrtApi.EnsureLoaded();
-        IntPtr env = Env.Value;
-        IntPtr o = BuildOptions(options ?? OnnxSessionOptions.Default);
-        try
-        {
-            IntPtr s;
-            try { s = OrtApi.CreateSessionFromArray(env, model, o); }
-            catch (OnnxRuntimeException e) { throw LoadError(name, e); }
-            return new OnnxSession(new SessionHandle(s), name);
-        }
-        finally { OrtApi.ReleaseSessionOptions(o); }
+        byte[] bytes = model.ToArray();
+        return Create(options ?? OnnxSessionOptions.Default, so => new InferenceSession(bytes, so), name);
     }
 
-    private static OnnxRuntimeException LoadError(string source, OnnxRuntimeException e) =>
-        new($"Cannot load the ONNX model '{source}' (is it a complete, valid ONNX file?)", e);
-
-    private static OnnxSession Create(OnnxSessionOptions? options, Func<IntPtr, IntPtr> create, string source)
+    private static OnnxSession Create(OnnxSessionOptions options, Func<SessionOptions, InferenceSession> create, string source)
     {
-        OrtApi.EnsureLoaded();
-        IntPtr o = BuildOptions(options ?? OnnxSessionOptions.Default);
-        try
+        if (options.GpuDeviceId is int device)
         {
-            IntPtr s;
-            try { s = create(o); }
-            catch (OnnxRuntimeException e) { throw LoadError(source, e); }
-            return new OnnxSession(new SessionHandle(s), source);
-        }
-        finally { OrtApi.ReleaseSessionOptions(o); }
-    }
-
-    private static IntPtr BuildOptions(OnnxSessionOptions options)
-    {
-        IntPtr o = OrtApi.CreateSessionOptions();
-        try
-        {
-            if (options.IntraOpThreads > 0) OrtApi.SetIntraOpNumThreads(o, options.IntraOpThreads);
-            if (options.InterOpThreads > 0) OrtApi.SetInterOpNumThreads(o, options.InterOpThreads);
-            OrtApi.SetExecutionMode(o, options.ParallelExecution ? 1 : 0);
-            OrtApi.SetGraphOptimizationLevel(o, (int)options.Optimization);
-            OrtApi.SetLogSeverityLevel(o, 3);
-            if (options.Provider == ExecutionProvider.Cuda)
+            string? failure;
+            try
             {
-                var available = OrtApi.GetAvailableProviders();
-                string providerLib = Path.Combine(Path.GetDirectoryName(OrtApi.LoadedFrom)!, "libonnxruntime_providers_cuda.so");
-                if (!available.Contains("CUDAExecutionProvider") || !File.Exists(providerLib))
-                    throw new NotSupportedException(
-                        $"The CUDA execution provider is not usable with the loaded ONNX Runtime ({OrtApi.LoadedFrom}, version {OrtApi.Version}; compiled-in providers: {string.Join(", ", available)}; " +
-                        $"'{providerLib}' {(File.Exists(providerLib) ? "exists" : "is missing")}). " +
-                        $"Use a GPU build of ONNX Runtime (libonnxruntime.so.1 with libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so beside it) through {OrtLibraryLocator.EnvironmentVariable}, or run on the CPU.");
-                try { OrtApi.AppendCuda(o, options.CudaDeviceId); }
-                catch (OnnxRuntimeException e)
-                {
-                    throw new OnnxRuntimeException($"CUDA device {options.CudaDeviceId} could not be used (is the CUDA provider library and a CUDA driver installed?)", e);
-                }
+                using var so = BuildOptions(options);
+                so.AppendExecutionProvider_CUDA(device);
+                return new OnnxSession(create(so), source, $"CUDA:{device}");
             }
-            return o;
+            catch (Exception e) when (e is OrtException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                failure = e.Message;
+            }
+            string what = $"CUDA device {device} cannot be used by ONNX Runtime's CUDAExecutionProvider for '{source}' " +
+                $"(ONNX Runtime {RuntimeVersion}, providers in this build: {string.Join(", ", AvailableProviders)}): {failure.Trim()}";
+            if (!options.FallbackToCpu)
+                throw new InvalidOperationException($"{what}. {CudaRequirements}. Or set fallbackToCpu to run on the CPU instead.");
+            options.Warn($"{what}. Running on the CPU instead (fallbackToCpu is set).");
         }
-        catch
+        using var cpu = BuildOptions(options);
+        try
         {
-            OrtApi.ReleaseSessionOptions(o);
-            throw;
+            return new OnnxSession(create(cpu), source, "CPU");
+        }
+        catch (OrtException e)
+        {
+            throw new InvalidDataException($"Cannot load the ONNX model '{source}' (is it a complete, valid ONNX file?): {e.Message}", e);
         }
     }
 
-    private static OnnxTensorInfo Describe(IntPtr session, int index, bool input)
+    private static SessionOptions BuildOptions(OnnxSessionOptions options)
     {
-        string name = OrtApi.SessionGetName(session, (nuint)index, input);
-        IntPtr typeInfo = input ? OrtApi.SessionGetInputTypeInfo(session, (nuint)index) : OrtApi.SessionGetOutputTypeInfo(session, (nuint)index);
-        try
+        var so = new SessionOptions
         {
-            if (OrtApi.GetOnnxType(typeInfo) != 1 /* tensor */)
-                return new OnnxTensorInfo(name, OnnxElementType.Undefined, [], []);
-            IntPtr info = OrtApi.CastTypeInfoToTensorInfo(typeInfo);
-            var type = (OnnxElementType)OrtApi.GetTensorElementType(info);
-            int rank = (int)OrtApi.GetDimensionsCount(info);
-            var dims = new long[rank];
-            var symbolic = new string[rank];
-            var names = new IntPtr[rank];
-            fixed (long* d = dims) OrtApi.GetDimensions(info, d, (nuint)rank);
-            fixed (IntPtr* n = names) OrtApi.GetSymbolicDimensions(info, n, (nuint)rank);
-            for (int i = 0; i < rank; i++) symbolic[i] = names[i] == IntPtr.Zero ? "" : Marshal.PtrToStringUTF8(names[i]) ?? "";
-            return new OnnxTensorInfo(name, type, dims, symbolic);
+            IntraOpNumThreads = options.EffectiveIntraOpThreads,
+            ExecutionMode = options.ParallelExecution ? ExecutionMode.ORT_PARALLEL : ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = options.Optimization switch
+            {
+                GraphOptimization.None => GraphOptimizationLevel.ORT_DISABLE_ALL,
+                GraphOptimization.Basic => GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                GraphOptimization.Extended => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                _ => GraphOptimizationLevel.ORT_ENABLE_ALL,
+            },
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        if (options.InterOpThreads > 0) so.InterOpNumThreads = options.InterOpThreads;
+        return so;
+    }
+
+    private static OnnxTensorInfo[] Describe(IReadOnlyList<string> names, IReadOnlyDictionary<string, NodeMetadata> metadata, Dictionary<string, int> index)
+    {
+        var result = new OnnxTensorInfo[names.Count];
+        for (int i = 0; i < names.Count; i++)
+        {
+            var m = metadata[names[i]];
+            index[names[i]] = i;
+            if (!m.IsTensor)
+            {
+                result[i] = new OnnxTensorInfo(names[i], OnnxElementType.Undefined, [], []);
+                continue;
+            }
+            var dims = Array.ConvertAll(m.Dimensions, d => (long)d);
+            var symbolic = m.SymbolicDimensions is { Length: > 0 } s && s.Length == dims.Length ? s.Select(x => x ?? "").ToArray() : new string[dims.Length].Select(_ => "").ToArray();
+            result[i] = new OnnxTensorInfo(names[i], (OnnxElementType)(int)m.ElementDataType, dims, symbolic);
         }
-        finally { OrtApi.ReleaseTypeInfo(typeInfo); }
+        return result;
     }
 
     /// <summary>Custom metadata of the model (<c>metadata_props</c>), or null when the key is absent.</summary>
-    public string? GetMetadata(string key)
-    {
-        bool added = false;
-        _handle.DangerousAddRef(ref added);
-        try { return OrtApi.LookupCustomMetadata(_handle.DangerousGetHandle(), key); }
-        finally { if (added) _handle.DangerousRelease(); }
-    }
+    public string? GetMetadata(string key) => _session.ModelMetadata.CustomMetadataMap.TryGetValue(key, out var v) ? v : null;
 
     /// <summary>
     /// Runs the model. Inputs are pinned for the duration of the call, not copied. Returns the requested outputs (all
@@ -325,112 +287,86 @@ public sealed unsafe class OnnxSession : IDisposable
     public OnnxResults Run(IReadOnlyList<OnnxInput> inputs, IReadOnlyList<string>? outputNames = null, CancellationToken cancellationToken = default)
     {
         var names = outputNames ?? Outputs.Select(o => o.Name).ToArray();
-        var outIdx = new int[names.Count];
-        for (int i = 0; i < names.Count; i++) outIdx[i] = OutputIndex(names[i]);
-        var values = new IntPtr[names.Count];
-        RunCore(inputs, outIdx, values, null, cancellationToken);
-        return new OnnxResults(names, values);
+        foreach (var n in names) OutputIndex(n);
+        IDisposableReadOnlyCollection<OrtValue>? values = null;
+        RunCore(inputs, names, (ro, inNames, inValues) => values = _session.Run(ro, inNames, inValues, names), cancellationToken);
+        return new OnnxResults(names, values!);
     }
 
     /// <summary>Runs the model writing float32 outputs straight into caller memory (zero copy).</summary>
     public void RunInto(IReadOnlyList<OnnxInput> inputs, IReadOnlyList<OnnxOutputTarget> outputs, CancellationToken cancellationToken = default)
     {
-        var outIdx = new int[outputs.Count];
-        for (int i = 0; i < outputs.Count; i++)
+        var names = new string[outputs.Count];
+        var values = new OrtValue[outputs.Count];
+        try
         {
-            outIdx[i] = OutputIndex(outputs[i].Name);
-            var info = Outputs[outIdx[i]];
-            if (info.ElementType != OnnxElementType.Float)
-                throw new ArgumentException($"Output '{info}' of '{Source}' is not float32; RunInto writes float32 only.", nameof(outputs));
+            for (int j = 0; j < outputs.Count; j++)
+            {
+                var t = outputs[j];
+                var info = Outputs[OutputIndex(t.Name)];
+                if (info.ElementType != OnnxElementType.Float)
+                    throw new ArgumentException($"Output '{info}' of '{Source}' is not float32; RunInto writes float32 only.", nameof(outputs));
+                long count = 1;
+                foreach (long d in t.Shape) count *= d;
+                if (count != t.Destination.Length)
+                    throw new ArgumentException($"The buffer for output '{t.Name}' holds {t.Destination.Length} floats, its shape [{string.Join(", ", t.Shape)}] needs {count}.");
+                names[j] = t.Name;
+                values[j] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, t.Destination, t.Shape);
+            }
+            RunCore(inputs, names, (ro, inNames, inValues) => _session.Run(ro, inNames, inValues, names, values), cancellationToken);
         }
-        var values = new IntPtr[outputs.Count];
-        RunCore(inputs, outIdx, values, outputs, cancellationToken);
+        finally
+        {
+            foreach (var v in values) v?.Dispose();
+        }
     }
 
     private int OutputIndex(string name) => _outputIndex.TryGetValue(name, out int i) ? i
         : throw new ArgumentException($"The model '{Source}' has no output '{name}'; its outputs are: {string.Join(", ", Outputs)}.");
 
-    private void RunCore(IReadOnlyList<OnnxInput> inputs, int[] outIdx, IntPtr[] outValues, IReadOnlyList<OnnxOutputTarget>? targets, CancellationToken ct)
+    private void RunCore(IReadOnlyList<OnnxInput> inputs, IReadOnlyList<string> outputNames,
+        Action<RunOptions, string[], OrtValue[]> run, CancellationToken ct)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         ct.ThrowIfCancellationRequested();
         int n = inputs.Count;
-        var inIdx = new int[n];
-        for (int i = 0; i < n; i++) inIdx[i] = Validate(inputs[i]);
+        foreach (var input in inputs) Validate(input);
         foreach (var info in Inputs)
-            if (!inputs.Any(x => x.Name == info.Name))
-                throw new ArgumentException($"The model '{Source}' needs the input '{info}', which was not given.", nameof(inputs));
-
-        var pins = new MemoryHandle[n + (targets?.Count ?? 0)];
-        var inValues = new IntPtr[n];
-        var inNames = new IntPtr[n];
-        var outNames = new IntPtr[outIdx.Length];
-        IntPtr runOptions = IntPtr.Zero;
+        {
+            bool given = false;
+            foreach (var x in inputs) given |= x.Name == info.Name;
+            if (!given) throw new ArgumentException($"The model '{Source}' needs the input '{info}', which was not given.", nameof(inputs));
+        }
+        var inNames = new string[n];
+        var inValues = new OrtValue[n];
+        using var runOptions = new RunOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
         CancellationTokenRegistration registration = default;
-        bool added = false;
         try
         {
-            _handle.DangerousAddRef(ref added);
-            IntPtr memory = CpuMemory.Value;
             for (int i = 0; i < n; i++)
             {
-                var input = inputs[i];
-                pins[i] = input.Pin();
-                inNames[i] = _inputNames[inIdx[i]];
-                fixed (long* shape = input.Shape)
-                    inValues[i] = OrtApi.CreateTensorWithData(memory, pins[i].Pointer, (nuint)input.ByteLength, shape, (nuint)input.Shape.Length, (int)input.ElementType);
+                inNames[i] = inputs[i].Name;
+                inValues[i] = inputs[i].ToOrtValue();
             }
-            for (int j = 0; j < outIdx.Length; j++) outNames[j] = _outputNames[outIdx[j]];
-            if (targets is not null)
+            if (ct.CanBeCanceled) registration = ct.Register(() => runOptions.Terminate = true);
+            try
             {
-                for (int j = 0; j < targets.Count; j++)
-                {
-                    var t = targets[j];
-                    long count = 1;
-                    foreach (long d in t.Shape) count *= d;
-                    if (count != t.Destination.Length)
-                        throw new ArgumentException($"The buffer for output '{t.Name}' holds {t.Destination.Length} floats, its shape [{string.Join(", ", t.Shape)}] needs {count}.");
-                    pins[n + j] = t.Destination.Pin();
-                    fixed (long* shape = t.Shape)
-                        outValues[j] = OrtApi.CreateTensorWithData(memory, pins[n + j].Pointer, (nuint)(count * 4), shape, (nuint)t.Shape.Length, 1);
-                }
+                run(runOptions, inNames, inValues);
             }
-            if (ct.CanBeCanceled)
+            catch (OrtException e)
             {
-                runOptions = OrtApi.CreateRunOptions();
-                IntPtr ro = runOptions;
-                registration = ct.Register(() => OrtApi.RunOptionsSetTerminate(ro));
+                ct.ThrowIfCancellationRequested();
+                throw new InvalidOperationException($"Running '{Source}' with inputs {string.Join(", ", inputs)} failed: {e.Message}", e);
             }
-            fixed (IntPtr* pInNames = inNames, pIn = inValues, pOutNames = outNames, pOut = outValues)
-            {
-                try
-                {
-                    OrtApi.Run(_handle.DangerousGetHandle(), runOptions, pInNames, pIn, (nuint)n, pOutNames, (nuint)outIdx.Length, pOut);
-                }
-                catch (OnnxRuntimeException e)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    throw new OnnxRuntimeException($"Running '{Source}' with inputs {string.Join(", ", inputs)} failed", e);
-                }
-            }
-        }
-        catch when (targets is null)
-        {
-            foreach (var v in outValues) if (v != IntPtr.Zero) OrtApi.ReleaseValue(v);
-            Array.Clear(outValues);
-            throw;
         }
         finally
         {
             registration.Dispose();
-            if (runOptions != IntPtr.Zero) OrtApi.ReleaseRunOptions(runOptions);
-            foreach (var v in inValues) if (v != IntPtr.Zero) OrtApi.ReleaseValue(v);
-            if (targets is not null) foreach (var v in outValues) if (v != IntPtr.Zero) OrtApi.ReleaseValue(v);
-            foreach (var p in pins) p.Dispose();
-            if (added) _handle.DangerousRelease();
+            foreach (var v in inValues) v?.Dispose();
         }
     }
 
-    private int Validate(OnnxInput input)
+    private void Validate(OnnxInput input)
     {
         if (!_inputIndex.TryGetValue(input.Name, out int idx))
             throw new ArgumentException($"The model '{Source}' has no input '{input.Name}'; its inputs are: {string.Join(", ", Inputs)}.");
@@ -443,41 +379,23 @@ public sealed unsafe class OnnxSession : IDisposable
         for (int d = 0; d < info.Rank; d++)
             if (info.Shape[d] >= 0 && info.Shape[d] != input.Shape[d])
                 throw new ArgumentException($"Input '{input.Name}' of '{Source}' needs dimension {d} = {info.Shape[d]} (declared {info}), but shape [{string.Join(", ", input.Shape)}] was given.");
-        return idx;
     }
 
-    /// <summary>Releases the native session.</summary>
+    /// <summary>Releases the native session (idempotent).</summary>
     public void Dispose()
     {
-        _handle.Dispose();
-        if (_handle.IsClosed)
-        {
-            foreach (var p in _inputNames) Marshal.FreeCoTaskMem(p);
-            foreach (var p in _outputNames) Marshal.FreeCoTaskMem(p);
-            Array.Clear(_inputNames);
-            Array.Clear(_outputNames);
-        }
-    }
-
-    private sealed class SessionHandle : SafeHandle
-    {
-        public SessionHandle(IntPtr h) : base(IntPtr.Zero, true) => SetHandle(h);
-        public override bool IsInvalid => handle == IntPtr.Zero;
-        protected override bool ReleaseHandle()
-        {
-            OrtApi.ReleaseSession(handle);
-            return true;
-        }
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _session.Dispose();
     }
 }
 
 /// <summary>Outputs of a run; views into them are valid until <see cref="Dispose"/>.</summary>
-public sealed unsafe class OnnxResults : IDisposable
+internal sealed class OnnxResults : IDisposable
 {
     private readonly IReadOnlyList<string> _names;
-    private readonly IntPtr[] _values;
+    private readonly IDisposableReadOnlyCollection<OrtValue> _values;
+    private bool _disposed;
 
-    internal OnnxResults(IReadOnlyList<string> names, IntPtr[] values)
+    internal OnnxResults(IReadOnlyList<string> names, IDisposableReadOnlyCollection<OrtValue> values)
     {
         _names = names;
         _values = values;
@@ -486,27 +404,22 @@ public sealed unsafe class OnnxResults : IDisposable
     /// <summary>Output names, in the order requested.</summary>
     public IReadOnlyList<string> Names => _names;
 
-    private IntPtr Value(string name)
+    private OrtValue Value(string name)
     {
-        for (int i = 0; i < _names.Count; i++)
-            if (_names[i] == name)
-                return _values[i] != IntPtr.Zero ? _values[i] : throw new ObjectDisposedException(nameof(OnnxResults));
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int i = 0;
+        foreach (var v in _values)
+        {
+            if (_names[i++] == name) return v;
+        }
         throw new KeyNotFoundException($"No output '{name}' in this result; it has: {string.Join(", ", _names)}.");
     }
 
     /// <summary>Shape and element type of an output.</summary>
     public (OnnxElementType Type, long[] Shape) Describe(string name)
     {
-        IntPtr info = OrtApi.GetTensorTypeAndShape(Value(name));
-        try
-        {
-            var type = (OnnxElementType)OrtApi.GetTensorElementType(info);
-            int rank = (int)OrtApi.GetDimensionsCount(info);
-            var dims = new long[rank];
-            fixed (long* d = dims) OrtApi.GetDimensions(info, d, (nuint)rank);
-            return (type, dims);
-        }
-        finally { OrtApi.ReleaseTensorTypeAndShapeInfo(info); }
+        var info = Value(name).GetTensorTypeAndShape();
+        return ((OnnxElementType)(int)info.ElementDataType, info.Shape);
     }
 
     /// <summary>A view of a float32 output (valid until dispose).</summary>
@@ -517,20 +430,16 @@ public sealed unsafe class OnnxResults : IDisposable
 
     private ReadOnlySpan<T> View<T>(string name, OnnxElementType expected) where T : unmanaged
     {
-        var (type, shape) = Describe(name);
+        var (type, _) = Describe(name);
         if (type != expected) throw new InvalidOperationException($"Output '{name}' is {type}, not {expected}.");
-        long count = 1;
-        foreach (long d in shape) count *= d;
-        return new ReadOnlySpan<T>(OrtApi.GetTensorMutableData(Value(name)), checked((int)count));
+        return Value(name).GetTensorDataAsSpan<T>();
     }
 
     /// <summary>Frees the outputs.</summary>
     public void Dispose()
     {
-        for (int i = 0; i < _values.Length; i++)
-        {
-            if (_values[i] != IntPtr.Zero) OrtApi.ReleaseValue(_values[i]);
-            _values[i] = IntPtr.Zero;
-        }
+        if (_disposed) return;
+        _disposed = true;
+        _values.Dispose();
     }
 }

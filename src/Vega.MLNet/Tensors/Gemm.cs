@@ -1,27 +1,28 @@
 namespace Vega.MLNet.Tensors;
 
-/// <summary>Which matrix-multiply kernel <see cref="Gemm"/> uses.</summary>
+/// <summary>Which micro-kernel <see cref="ManagedGemm"/> uses.</summary>
 internal enum GemmBackend
 {
-    /// <summary>
-    /// The managed kernel on CPUs with AVX-512 (Debian's OpenBLAS 0.3.21 runs its AVX2 Haswell kernels there and was
-    /// measured slower: 159 vs 280 GFLOP/s at 4096×512×2048, docs/benchmarks.md); otherwise OpenBLAS when
-    /// <c>libopenblas.so.0</c> loads; otherwise the managed kernel.
-    /// </summary>
+    /// <summary>The widest kernel the CPU accelerates: <see cref="Avx512"/>, else <see cref="Avx2"/> (256-bit vectors with
+    /// FMA), else <see cref="Portable"/>.</summary>
     Auto,
 
-    /// <summary>Always OpenBLAS (throws when it is not installed).</summary>
-    OpenBlas,
+    /// <summary>8×32 tiles of 512-bit vectors.</summary>
+    Avx512,
 
-    /// <summary>Always the managed blocked AVX-512/AVX2 kernel.</summary>
-    Managed,
+    /// <summary>6×16 tiles of 256-bit vectors.</summary>
+    Avx2,
+
+    /// <summary>4×8 tiles of 128-bit vectors (SSE, NEON): correct and vectorised on every CPU.</summary>
+    Portable,
 }
 
 /// <summary>
-/// Single-precision GEMM, C = alpha·op(A)·op(B) + beta·C on row-major matrices, dispatched to OpenBLAS or to
-/// <see cref="ManagedGemm"/>. With beta = 0 the previous contents of C are ignored (they may be NaN).
-/// The backend is process-wide: <see cref="Backend"/>, initialised from the environment variable <c>VEGA_GEMM</c>
-/// (<c>auto</c>, <c>openblas</c>, <c>managed</c>).
+/// Single-precision GEMM, C = alpha·op(A)·op(B) + beta·C on row-major matrices, computed by the managed blocked kernel
+/// (<see cref="ManagedGemm"/>; measured faster than Debian's OpenBLAS on this project's machines, docs/benchmarks.md).
+/// With beta = 0 the previous contents of C are ignored (they may be NaN). The kernel is process-wide:
+/// <see cref="Backend"/>, initialised from the environment variable <c>VEGA_GEMM</c> (<c>auto</c>, <c>avx512</c>,
+/// <c>avx2</c>, <c>portable</c>); forcing a kernel the CPU does not accelerate stays correct, only slow.
 /// </summary>
 internal static unsafe class Gemm
 {
@@ -30,19 +31,22 @@ internal static unsafe class Gemm
     private static GemmBackend FromEnvironment() =>
         Environment.GetEnvironmentVariable("VEGA_GEMM")?.Trim().ToLowerInvariant() switch
         {
-            "openblas" => GemmBackend.OpenBlas,
-            "managed" => GemmBackend.Managed,
+            "avx512" => GemmBackend.Avx512,
+            "avx2" => GemmBackend.Avx2,
+            "portable" => GemmBackend.Portable,
             _ => GemmBackend.Auto,
         };
 
     /// <summary>The kernel that runs now (Auto resolved).</summary>
     public static GemmBackend Effective => Backend switch
     {
-        GemmBackend.Auto => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || !OpenBlas.IsAvailable ? GemmBackend.Managed : GemmBackend.OpenBlas,
+        GemmBackend.Auto when System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated => GemmBackend.Avx512,
+        GemmBackend.Auto when System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported => GemmBackend.Avx2,
+        GemmBackend.Auto => GemmBackend.Portable,
         _ => Backend,
     };
 
-    /// <summary>C[m×n] = alpha·op(A)[m×k]·op(B)[k×n] + beta·C. op(X) = Xᵀ when the flag is set; ld* are row strides.</summary>
+/// <summary>C[m×n] = alpha·op(A)[m×k]·op(B)[k×n] + beta·C. op(X) = Xᵀ when the flag is set; ld* are row strides.</summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"GEMM sizes must be non-negative (m={m}, n={n}, k={k}).");
@@ -54,12 +58,7 @@ internal static unsafe class Gemm
             ManagedGemm.ScaleC(m, n, beta, c, ldc);
             return;
         }
-        if (Effective == GemmBackend.OpenBlas)
-        {
-            if (beta == 0) ManagedGemm.ScaleC(m, n, 0f, c, ldc); // never let stale NaNs leak through 0·NaN
-            OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        }
-        else ManagedGemm.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Parallelism.ThreadCount);
+        ManagedGemm.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Parallelism.ThreadCount);
     }
 
     /// <summary>Array form with element offsets (pins the arrays for the call).</summary>

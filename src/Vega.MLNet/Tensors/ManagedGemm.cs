@@ -8,7 +8,8 @@ namespace Vega.MLNet.Tensors;
 /// Managed single-precision GEMM in the GotoBLAS/BLIS structure: C is computed in blocks of KC (depth) × NC (columns);
 /// each depth block of op(B) is packed once into column panels of NR, each row block of op(A) (MC rows, one task per
 /// block) is packed into row panels of MR, and a register-tiled micro-kernel computes MR×NR tiles of C with fused
-/// multiply-adds. With AVX-512 the tile is 8×32 (16 zmm accumulators), otherwise 6×16 with 256-bit vectors.
+/// multiply-adds. The tile is 8×32 with 512-bit vectors (16 zmm accumulators), 6×16 with 256-bit vectors (AVX2), or
+/// 4×8 with 128-bit vectors, which every CPU .NET runs on accelerates (SSE, NEON); <see cref="Gemm.Backend"/> picks it.
 /// Edge tiles are computed on zero-padded panels into a scratch tile. Every element of C is produced by one task with
 /// a fixed summation order, so results are deterministic for any thread count.
 /// </summary>
@@ -16,13 +17,15 @@ internal static unsafe class ManagedGemm
 {
     public const int KC = 256, MC = 192, NC = 2048;
 
-    /// <summary>Use the 256-bit kernel even when 512-bit vectors are available (tests run both kernels).</summary>
-    internal static bool ForceVector256 { get; set; }
-
-    private static bool Use512 => Vector512.IsHardwareAccelerated && !ForceVector256;
-
     /// <summary>Micro-tile of the kernel in use.</summary>
-    public static (int MR, int NR) Tile => Use512 ? (8, 32) : (6, 16);
+    public static (int MR, int NR) Tile => TileOf(Gemm.Effective);
+
+    internal static (int MR, int NR) TileOf(GemmBackend kernel) => kernel switch
+    {
+        GemmBackend.Avx512 => (8, 32),
+        GemmBackend.Avx2 => (6, 16),
+        _ => (4, 8),
+    };
 
     [ThreadStatic] private static float* t_apack;
     [ThreadStatic] private static nuint t_apackLen;
@@ -62,8 +65,8 @@ internal static unsafe class ManagedGemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
-        var (mr, nr) = Tile;
-        bool use512 = mr == 8;
+        var kernel = Gemm.Effective;
+        var (mr, nr) = TileOf(kernel);
         if (2.0 * m * n * k < 2e6) threads = 1;
         int kcMax = Math.Min(KC, k);
         int ncMax = Math.Min(NC, n);
@@ -94,7 +97,7 @@ internal static unsafe class ManagedGemm
                 int nSplit = 1;
                 if (threads > 1 && mBlocks < threads) nSplit = Math.Min(panels, (threads + mBlocks - 1) / mBlocks);
                 int tasks = mBlocks * nSplit;
-                var job = new Job(transA, m, nc, kc, alpha, (nint)a, lda, pc, (nint)bp, betaEff, (nint)c, ldc, jc, mc, nSplit, panels, mr, nr, use512);
+                var job = new Job(transA, m, nc, kc, alpha, (nint)a, lda, pc, (nint)bp, betaEff, (nint)c, ldc, jc, mc, nSplit, panels, mr, nr, kernel);
                 if (tasks == 1 || threads == 1)
                 {
                     for (int t = 0; t < tasks; t++) RunBlock(job, t);
@@ -108,7 +111,7 @@ internal static unsafe class ManagedGemm
     }
 
     private readonly record struct Job(bool TransA, int M, int Nc, int Kc, float Alpha, nint A, int Lda, int Pc, nint Bp,
-        float Beta, nint C, int Ldc, int Jc, int Mc, int NSplit, int Panels, int MR, int NR, bool Use512);
+        float Beta, nint C, int Ldc, int Jc, int Mc, int NSplit, int Panels, int MR, int NR, GemmBackend Kernel);
 
     private static void RunBlock(in Job job, int task)
     {
@@ -135,13 +138,11 @@ internal static unsafe class ManagedGemm
                 float* cptr = c + (nint)(i0 + i) * job.Ldc + job.Jc + j;
                 if (rows == mr && ncur == nr)
                 {
-                    if (job.Use512) Kernel8x32(kc, apanel, bpanel, cptr, job.Ldc, job.Alpha, job.Beta);
-                    else Kernel6x16(kc, apanel, bpanel, cptr, job.Ldc, job.Alpha, job.Beta);
+                    MicroKernel(job.Kernel, kc, apanel, bpanel, cptr, job.Ldc, job.Alpha, job.Beta);
                 }
                 else
                 {
-                    if (job.Use512) Kernel8x32(kc, apanel, bpanel, tile, nr, 1f, 0f);
-                    else Kernel6x16(kc, apanel, bpanel, tile, nr, 1f, 0f);
+                    MicroKernel(job.Kernel, kc, apanel, bpanel, tile, nr, 1f, 0f);
                     for (int r = 0; r < rows; r++)
                     {
                         float* crow = cptr + (nint)r * job.Ldc;
@@ -157,6 +158,14 @@ internal static unsafe class ManagedGemm
     }
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MicroKernel(GemmBackend kernel, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta)
+    {
+        if (kernel == GemmBackend.Avx512) Kernel8x32(kc, a, b, c, ldc, alpha, beta);
+        else if (kernel == GemmBackend.Avx2) Kernel6x16(kc, a, b, c, ldc, alpha, beta);
+        else Kernel4x8(kc, a, b, c, ldc, alpha, beta);
+    }
 
     // Packed B: panel p (nr columns of op(B)) holds kc rows of nr floats.
     private static void PackB(bool transB, float* b, int ldb, int pc, int jc, int kc, int nc, int p0, int p1, int nr, float* bp)
@@ -328,6 +337,43 @@ internal static unsafe class ManagedGemm
             var vb = Vector256.Create(beta);
             Vector256.Store(Vector256.FusedMultiplyAdd(v0, va, Vector256.Load(c) * vb), c);
             Vector256.Store(Vector256.FusedMultiplyAdd(v1, va, Vector256.Load(c + 8) * vb), c + 8);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel4x8(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta)
+    {
+        Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int kk = 0; kk < kc; kk++)
+        {
+            var b0 = Vector128.Load(b);
+            var b1 = Vector128.Load(b + 4);
+            var x = Vector128.Create(a[0]); c00 = Vector128.FusedMultiplyAdd(x, b0, c00); c01 = Vector128.FusedMultiplyAdd(x, b1, c01);
+            x = Vector128.Create(a[1]); c10 = Vector128.FusedMultiplyAdd(x, b0, c10); c11 = Vector128.FusedMultiplyAdd(x, b1, c11);
+            x = Vector128.Create(a[2]); c20 = Vector128.FusedMultiplyAdd(x, b0, c20); c21 = Vector128.FusedMultiplyAdd(x, b1, c21);
+            x = Vector128.Create(a[3]); c30 = Vector128.FusedMultiplyAdd(x, b0, c30); c31 = Vector128.FusedMultiplyAdd(x, b1, c31);
+            a += 4; b += 8;
+        }
+        Store128(c, c00, c01, alpha, beta); c += ldc;
+        Store128(c, c10, c11, alpha, beta); c += ldc;
+        Store128(c, c20, c21, alpha, beta); c += ldc;
+        Store128(c, c30, c31, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store128(float* c, Vector128<float> v0, Vector128<float> v1, float alpha, float beta)
+    {
+        var va = Vector128.Create(alpha);
+        if (beta == 0)
+        {
+            Vector128.Store(v0 * va, c);
+            Vector128.Store(v1 * va, c + 4);
+        }
+        else
+        {
+            var vb = Vector128.Create(beta);
+            Vector128.Store(Vector128.FusedMultiplyAdd(v0, va, Vector128.Load(c) * vb), c);
+            Vector128.Store(Vector128.FusedMultiplyAdd(v1, va, Vector128.Load(c + 4) * vb), c + 4);
         }
     }
 }

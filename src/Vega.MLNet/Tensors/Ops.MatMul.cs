@@ -193,7 +193,7 @@ internal static partial class Ops
             }
             int lda = ma.Ld, ldb = mb.Ld;
             double flops = 2.0 * m * n * k;
-            if (!reducing && batches >= 2 && flops < 8e6 && Tensors.Gemm.Effective == GemmBackend.Managed && Parallelism.ThreadCount > 1)
+            if (!reducing && batches >= 2 && flops < 8e6 && Parallelism.ThreadCount > 1)
             {
                 // Many small products (attention heads): one single-threaded kernel call per matrix, matrices in parallel.
                 nint na = (nint)a0, nb = (nint)b0, no = (nint)o0;

@@ -13,7 +13,7 @@ internal static class Parallelism
     public const long MinWorkPerChunk = 1 << 15;
 
     /// <summary>
-    /// Threads used by the managed kernels and by OpenBLAS (process-wide). Defaults to the environment variable
+    /// Threads used by the managed kernels (process-wide). Defaults to the environment variable
     /// <c>VEGA_THREADS</c>, else the number of processors.
     /// </summary>
     public static int ThreadCount
@@ -23,7 +23,6 @@ internal static class Parallelism
         {
             if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "The thread count must be at least 1.");
             _threads = value;
-            OpenBlas.SetThreadsIfLoaded(value);
         }
     }
 

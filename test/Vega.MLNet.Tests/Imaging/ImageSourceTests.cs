@@ -44,7 +44,7 @@ public sealed class ImageSourceTests
         Assert.Equal("empty file", reasons["bad/empty.jpg"]);
         Assert.Equal("not an image (starts with 'This is ')", reasons["bad/not_an_image.jpg"]);
         Assert.Equal("PNG IHDR CRC error", reasons["bad/png_bad_ihdr_crc.png"]);
-        Assert.Equal("corrupt PNG data (IDAT: incorrect data check)", reasons["bad/png_corrupt_idat.png"]);
+        Assert.Equal("corrupt PNG data (the compressed image data is broken or ends early)", reasons["bad/png_corrupt_idat.png"]);
         Assert.All(skipped, s => Assert.Equal(Path.Combine(Fixtures.Images, s.Id), s.Path));
 
         string report = source.SkippedReport();

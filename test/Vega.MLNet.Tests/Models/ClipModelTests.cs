@@ -262,6 +262,6 @@ public sealed class ClipModelTests
         var ids = Fixtures.ReadI64(Path.Combine(Fixtures.Onnx, "golden", "input_ids_ctx77.i64"));
         using var r = session.Run([Vega.MLNet.Runtime.OnnxInput.Create("input_ids", ids, 4, 77)]);
         Assert.True(Fixtures.MaxAbsDiff(Fixtures.ReadF32(Path.Combine(Fixtures.Onnx, "golden", "openai_textual.f32")), r.GetFloats("text_embeds")) <= 1e-4);
-        Assert.Throws<Vega.MLNet.Runtime.OnnxRuntimeException>(() => Vega.MLNet.Runtime.OnnxSession.FromBytes(bytes.AsSpan(0, 1000), name: "cut"));
+        Assert.Throws<InvalidDataException>(() => Vega.MLNet.Runtime.OnnxSession.FromBytes(bytes.AsSpan(0, 1000), name: "cut"));
     }
 }
