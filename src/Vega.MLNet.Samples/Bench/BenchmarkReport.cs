@@ -70,4 +70,29 @@ internal sealed class BenchmarkReport
         Array.Sort(times);
         return repeats % 2 == 1 ? times[repeats / 2] : 0.5 * (times[repeats / 2 - 1] + times[repeats / 2]);
     }
+
+    /// <summary>
+    /// Runs every body once per round, <paramref name="rounds"/> rounds (plus one warm-up round), interleaved so that
+    /// machine noise hits them alike; returns the median seconds of each, in order. Before each timed run the machine
+    /// idles for a moment: ONNX Runtime's pool threads spin after a run, and on a machine with few cores they would
+    /// otherwise slow down whatever runs next (a different session) rather than the run that caused them.
+    /// </summary>
+    public static double[] Interleaved(int rounds, IReadOnlyList<(string Name, Action Body)> runs)
+    {
+        foreach (var r in runs) r.Body();
+        var times = runs.Select(_ => new double[rounds]).ToArray();
+        for (int round = 0; round < rounds; round++)
+            for (int i = 0; i < runs.Count; i++)
+            {
+                Thread.Sleep(200);
+                long t0 = Stopwatch.GetTimestamp();
+                runs[i].Body();
+                times[i][round] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            }
+        return times.Select(t =>
+        {
+            Array.Sort(t);
+            return rounds % 2 == 1 ? t[rounds / 2] : 0.5 * (t[rounds / 2 - 1] + t[rounds / 2]);
+        }).ToArray();
+    }
 }

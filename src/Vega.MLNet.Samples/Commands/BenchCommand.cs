@@ -19,6 +19,7 @@ internal static class BenchCommand
         yield return BenchTokenizer.Create();
         yield return BenchText.Create();
         yield return BenchImages.Create();
+        yield return BenchStartup.Create();
         yield return BenchScoring.Create();
         yield return BenchTensor.Create();
         yield return BenchAape.Create();

@@ -243,6 +243,8 @@ public sealed class ClipModel : IDisposable
             {
                 var si = OnnxSession.Open(RequireFile(imageFile!, "image_model"), sessionOptions);
                 sessions.Add(si);
+                // One GPU fallback per model: once the first tower runs on the CPU, so does the second (one warning).
+                if (si.Device == "CPU") sessionOptions = sessionOptions with { GpuDeviceId = null };
                 var st = OnnxSession.Open(RequireFile(textFile!, "text_model"), sessionOptions);
                 sessions.Add(st);
                 text = TextTower.Bind(st, settings, null);

@@ -153,10 +153,24 @@ internal sealed class OnnxSession : IDisposable
     public IReadOnlyList<OnnxTensorInfo> Outputs { get; }
 
     /// <summary>The ONNX Runtime version in use.</summary>
-    public static string RuntimeVersion => OrtEnv.Instance().GetVersionString();
+    public static string RuntimeVersion
+    {
+        get
+        {
+            EnsureQuietEnvironment();
+            return OrtEnv.Instance().GetVersionString();
+        }
+    }
 
     /// <summary>The execution providers compiled into the ONNX Runtime native library in use.</summary>
-    public static IReadOnlyList<string> AvailableProviders => OrtEnv.Instance().GetAvailableProviders();
+    public static IReadOnlyList<string> AvailableProviders
+    {
+        get
+        {
+            EnsureQuietEnvironment();
+            return OrtEnv.Instance().GetAvailableProviders();
+        }
+    }
 
     /// <summary>Opens a model file.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
@@ -241,6 +255,7 @@ internal sealed class OnnxSession : IDisposable
 
     private static SessionOptions BuildOptions(OnnxSessionOptions options)
     {
+        EnsureQuietEnvironment();
         var so = new SessionOptions
         {
             IntraOpNumThreads = options.EffectiveIntraOpThreads,
@@ -257,6 +272,24 @@ internal sealed class OnnxSession : IDisposable
         if (options.InterOpThreads > 0) so.InterOpNumThreads = options.InterOpThreads;
         return so;
     }
+
+    /// <summary>
+    /// ONNX Runtime's process-wide logger writes failures to stderr in colour, although every failure also reaches the
+    /// caller as an exception with the same text. Unless the application created the environment itself (then its
+    /// choice stands), it is created with only fatal messages logged.
+    /// </summary>
+    private static void EnsureQuietEnvironment()
+    {
+        if (OrtEnv.IsCreated) return;
+        lock (EnvLock)
+        {
+            if (OrtEnv.IsCreated) return;
+            var env = new EnvironmentCreationOptions { logId = "Vega.MLNet", logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+            OrtEnv.CreateInstanceWithOptions(ref env);
+        }
+    }
+
+    private static readonly Lock EnvLock = new();
 
     private static OnnxTensorInfo[] Describe(IReadOnlyList<string> names, IReadOnlyDictionary<string, NodeMetadata> metadata, Dictionary<string, int> index)
     {

@@ -264,4 +264,20 @@ public sealed class ClipModelTests
         Assert.True(Fixtures.MaxAbsDiff(Fixtures.ReadF32(Path.Combine(Fixtures.Onnx, "golden", "openai_textual.f32")), r.GetFloats("text_embeds")) <= 1e-4);
         Assert.Throws<InvalidDataException>(() => Vega.MLNet.Runtime.OnnxSession.FromBytes(bytes.AsSpan(0, 1000), name: "cut"));
     }
+
+    [Fact]
+    public void AnUnusableGpuFallsBackOnceForTheWholeModelOrFailsNamingTheDevice()
+    {
+        string hf = Path.Combine(Fixtures.Onnx, "hf");
+        var warnings = new List<string>();
+        using (var model = ClipModel.Load(hf, new ClipModelOptions { GpuDeviceId = 0, FallbackToCpu = true, Warning = warnings.Add }))
+        {
+            Assert.Equal("CPU", model.ExecutionDevice);
+            Assert.Contains("CUDA device 0", Assert.Single(warnings));
+            Assert.True(Fixtures.MaxAbsDiff(Normalized("hf_text_longest.f32", 32), model.EmbedTexts(GoldenTexts).Data) <= 1e-4);
+        }
+        var e = Assert.Throws<InvalidOperationException>(() => ClipModel.Load(hf, new ClipModelOptions { GpuDeviceId = 1 }));
+        Assert.Contains("CUDA device 1", e.Message);
+        Assert.Contains("fallbackToCpu", e.Message);
+    }
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The package as a user gets it: packs src/Vega.MLNet into a local feed, copies the console app kept in
+# test/PackageConsumer out of the repository, adds the package with `dotnet add package`, and runs a zero-shot
+# classification of the real images in ../shared, which checks itself against PyTorch's embeddings and checks the
+# package's contents (README, license, notices, XML docs, declared dependencies). Run by
+# scripts/test.sh (and so by CI). Needs only the .NET SDK and the NuGet feed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+shared="$(cd "$root/.." && pwd)/shared"
+[[ -f "$shared/README.md" ]] || { echo "package-test: the fixtures are missing at $shared" >&2; exit 1; }
+version="0.2.0-ci.$(date -u +%Y%m%d%H%M%S).$$"   # unique, so no stale copy in the NuGet cache is ever used
+work="$(mktemp -d)"
+cache="${NUGET_PACKAGES:-$HOME/.nuget/packages}/vega.mlnet/$version"
+trap 'rm -rf "$work" "$cache"' EXIT
+
+echo "package-test: dotnet pack src/Vega.MLNet ($version)"
+dotnet pack "$root/src/Vega.MLNet" -c Release -o "$work/feed" -p:Version="$version" --nologo -v quiet -clp:ErrorsOnly
+nupkg="$work/feed/Vega.MLNet.$version.nupkg"
+cp -r "$root/test/PackageConsumer" "$work/app"
+cat > "$work/app/nuget.config" <<CONFIG
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="local" value="$work/feed" />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+  </packageSources>
+</configuration>
+CONFIG
+cd "$work/app"
+dotnet add package Vega.MLNet --version "$version" >/dev/null
+dotnet run -c Release -- "$shared" "$nupkg"
