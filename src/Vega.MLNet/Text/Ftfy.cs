@@ -340,64 +340,128 @@ internal static class Ftfy
 
     // ------------------------------------------------------------------ the badness heuristic
 
-    /// <summary>ftfy's <c>is_bad</c>: whether the text contains a character sequence that is far likelier to be
-    /// mojibake than intended.</summary>
+    /// <summary>
+    /// ftfy's <c>is_bad</c>: whether the text contains a character sequence that is far likelier to be mojibake than
+    /// intended. A hand-written matcher of ftfy's BADNESS_RE alternatives over per-character class flags (the regex
+    /// itself, <see cref="BadnessPattern"/>, is kept as the tests' second implementation).
+    /// </summary>
     internal static bool IsBad(string s)
     {
+        var f = Flags.Value;
         bool candidate = false;
-        bool surrogates = false;
-        var trigger = BadnessTrigger.Value;
-        foreach (char c in s)
+        foreach (char ch in s)
         {
-            if (trigger[c]) candidate = true;
-            if (char.IsSurrogate(c)) surrogates = true;
+            if ((f[ch] & Trigger) != 0) { candidate = true; break; }
         }
         if (!candidate) return false;
-        // The classes are all in the BMP; Python sees one code point where .NET sees a surrogate pair, so each
-        // astral character (or lone surrogate) stands in as one BMP character of the same relevant kind: a letter
-        // or digit that is in no class (for \w), or a symbol that is in none.
-        if (surrogates) s = CollapseAstral(s);
-        return Badness.Value.IsMatch(s);
-    }
-
-    private static string CollapseAstral(string s)
-    {
-        var sb = new StringBuilder(s.Length);
-        for (int i = 0; i < s.Length; i++)
+        int n = s.Length;
+        for (int i = 0; i < n; i++)
         {
-            char c = s[i];
-            if (!char.IsSurrogate(c)) { sb.Append(c); continue; }
-            if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+            char a = s[i];
+            int fa = f[a];
+            char b = i + 1 < n ? s[i + 1] : '\0';
+            int fb = i + 1 < n ? f[b] : 0;
+            char c = i + 2 < n ? s[i + 2] : '\0';
+            int fc = i + 2 < n ? f[c] : 0;
+            if ((fa & C1) != 0) return true;
+            if (fa == 0 && !char.IsAsciiLetterLower(a) && !char.IsAsciiLetterUpper(a) && !TextCleaner.IsPythonSpace(a)
+                && a is not ('.' or ',' or '?' or '!')) continue;
+            if ((fa & (Bad | La | Ua | Box | Sp | Ep | Cur | Num | Law)) != 0 && (fb & Bad) != 0) return true;
+            if (char.IsAsciiLetter(a) && (fb & (Lc | Uc)) != 0 && (fc & Bad) != 0) return true;
+            if ((fa & Bad) != 0 && (fb & (La | Ua | Box | Sp | Ep | Cur | Num | Law)) != 0) return true;
+            if ((fa & (La | Lc | Box | Ep | Cur | Num)) != 0 && (fb & Ua) != 0) return true;
+            if ((fa & (Box | Ep | Cur | Num)) != 0 && (fb & La) != 0) return true;
+            if ((fa & (La | Box | Ep)) != 0 && (fb & Cur) != 0) return true;
+            if (TextCleaner.IsPythonSpace(a) && (fb & Ua) != 0 && (fc & Cur) != 0) return true;
+            if ((fa & (Ua | Box)) != 0 && (fb & (Num | Law)) != 0) return true;
+            if ((fa & (La | Ua | Box | Cur | Ep)) != 0 && (fb & Sp) != 0 && (fc & Num) != 0) return true;
+            if ((fa & (La | Ua | Cur | Num | Box | Law)) != 0 && (fb & Ep) != 0 && (fc & Sp) != 0) return true;
+            if ((fa & (Cur | Num | Box)) != 0 && (fb & Sp) != 0) return true;
+            if (char.IsAsciiLetterLower(a) && (fb & Ua) != 0 && (fc & (Sp | Cur)) != 0) return true;
+            if ((fa & Box) != 0 && (fb & (Kao | Ep)) != 0) return true;
+            if ((fa & (La | Ua | Cur | Num | Sp | Ep | Law)) != 0 && (fb & Box) != 0) return true;
+            if ((fa & (La | Ua)) != 0 && (fb & (Sp | Ep)) != 0 && i + 2 < n && IsWordAt(s, i + 2)) return true;
+            if (a is '\u0152' or '\u0153' && i + 1 < n && !char.IsAsciiLetter(b)) return true;
+            if ((fa & Ua) != 0 && b == '\u00B0') return true;
+            if (a is '\u00C2' or '\u00C3' or '\u00CE' or '\u00D0' && ((fb & (Sp | Ep)) != 0 || b is '\u20AC' or '\u0153' or '\u0160' or '\u0161'
+                    or '\u00A2' or '\u00A3' or '\u0178' or '\u017E' or '\u00A0' or '\u00AD' or '\u00AE' or '\u00A9' or '\u00B0' or '\u00B7'
+                    or '\u00BB' or '\u2013' or '\u2014' or '\u00B4'))
+                return true;
+            if (a == '\u00D7' && b is '\u00B2' or '\u00B3') return true;
+            if (a is '\u00D8' or '\u00D9' && IsArabicMojibakeFollower(b, fb) && c is '\u00D8' or '\u00D9' && i + 3 < n
+                && IsArabicMojibakeFollower(s[i + 3], f[s[i + 3]]))
+                return true;
+            if (a == '\u00E0' && b is '\u00B2' or '\u00B5' or '\u00B9' or '\u00BC' or '\u00BD' or '\u00BE') return true;
+            if (a == '\u221A' && b is '\u00B1' or '\u2202' or '\u2020' or '\u2260' or '\u00AE' or '\u2122' or '\u00B4' or '\u2264' or '\u2265'
+                    or '\u00A5' or '\u00B5' or '\u00F8')
+                return true;
+            if (a == '\u2248' && b is '\u00B0' or '\u00A2') return true;
+            if (a == '\u201A' && b == '\u00C4' && c is '\u00EC' or '\u00EE' or '\u00EF' or '\u00F2' or '\u00F4' or '\u00FA' or '\u00F9' or '\u00FB'
+                    or '\u2020' or '\u00B0' or '\u00A2' or '\u03C0')
+                return true;
+            if (a == '\u201A' && b is '\u00E2' or '\u00F3' && c is '\u00E0' or '\u00E4' or '\u00B0' or '\u00EA') return true;
+            if (a == '\u0432' && b == '\u0402') return true;
+            if (a is '\u0412' or '\u0413' or '\u0420' or '\u0421' && ((fb & (C1 | Bad | Sp | Ep | Cur)) != 0 || b is '\u00B0' or '\u00B5')
+                && c is '\u0412' or '\u0413' or '\u0420' or '\u0421')
+                return true;
+            if (a == '\u0413' && string.CompareOrdinal(s, i, "\u0413\u045E\u0412\u0402\u0412", 0, 5) == 0 && i + 5 < n && s[i + 5] != '\n')
             {
-                var cat = CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(c, s[i + 1]));
-                sb.Append(cat <= UnicodeCategory.OtherLetter || cat is UnicodeCategory.DecimalDigitNumber or UnicodeCategory.LetterNumber
-                    or UnicodeCategory.OtherNumber ? '\u4E00' : '\u2603');
-                i++;
+                int next = i + 6 + (char.IsHighSurrogate(s[i + 5]) && i + 6 < n && char.IsLowSurrogate(s[i + 6]) ? 1 : 0);
+                if (next < n && (char.IsAsciiLetter(s[next]) || s[next] == ' ')) return true;
             }
-            else sb.Append('\u2603');
+            if (a == '\u00C3' && b is '\u00A0' or '\u00A1') return true;
+            if (char.IsAsciiLetterLower(a) && (b is '\u00C3' or '\u00C2' && c == ' '
+                    || TextCleaner.IsPythonSpace(b) && c is '\u00C3' or '\u00C2' && i + 3 < n && s[i + 3] == ' '))
+                return true;
+            if (i == 0 && a is '\u00C3' or '\u00C2' && b == ' ') return true;
+            if ((a is >= 'a' and <= 'z' or '.' or ',' or '?' or '!' || (fa & Ep) != 0) && b == '\u00C2' && (c == ' ' || (fc & (Sp | Ep)) != 0)) return true;
+            if (a == '\u03B2' && b == '\u20AC' && c is '\u2122' or '\u00A0' or '\u0386' or '\u00AD' or '\u00AE' or '\u00B0') return true;
+            if (a is '\u0392' or '\u0393' or '\u039E' or '\u039F' && ((fb & (C1 | Bad | Sp | Ep | Cur)) != 0 || b == '\u00B0')
+                && c is '\u0392' or '\u0393' or '\u039E' or '\u039F')
+                return true;
+            if (a == '\u0101' && b == '\u20AC') return true;
         }
-        return sb.ToString();
+        return false;
     }
 
-    private static readonly Lazy<bool[]> BadnessTrigger = new(() =>
+    private static bool IsArabicMojibakeFollower(char c, int fc) =>
+        (fc & (Common | Cur | Bad | Num | Sp)) != 0 || c is '\u0178' or '\u0160' or '\u00AE' or '\u00B0' or '\u00B5' or '\u00BB';
+
+    // Python's \w: str.isalnum() or '_', per code point.
+    private static bool IsWordAt(string s, int i)
     {
-        // Every alternative of the badness pattern needs one of these (non-ASCII) characters.
-        var t = new bool[65536];
-        foreach (string cls in new[]
-                 {
-                     FtfyClasses.C1, FtfyClasses.Bad, FtfyClasses.LowerAccented, FtfyClasses.UpperAccented, FtfyClasses.Box,
-                     FtfyClasses.StartPunctuation, FtfyClasses.EndPunctuation, FtfyClasses.Currency, FtfyClasses.Numeric,
-                     FtfyClasses.Law, FtfyClasses.LowerCommon, FtfyClasses.UpperCommon, FtfyClasses.Common, FtfyClasses.Kaomoji,
-                 })
+        char c = s[i];
+        if (c == '_') return true;
+        UnicodeCategory cat;
+        if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) cat = CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(c, s[i + 1]));
+        else if (char.IsSurrogate(c)) return false;
+        else cat = CharUnicodeInfo.GetUnicodeCategory(c);
+        return cat <= UnicodeCategory.OtherLetter || cat is UnicodeCategory.DecimalDigitNumber or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber;
+    }
+
+    private const int C1 = 1, Bad = 2, Law = 4, Cur = 8, Sp = 16, Ep = 32, Num = 64, Kao = 128, Ua = 256, La = 512, Uc = 1024,
+        Lc = 2048, Box = 4096, Common = 8192, Trigger = 16384;
+
+    private static readonly Lazy<ushort[]> Flags = new(() =>
+    {
+        var f = new ushort[65536];
+        void Set(string cls, int flag)
         {
             foreach (var (first, last) in FtfyClasses.Ranges(cls))
-                for (int c = first; c <= last; c++) t[c] = true;
+                for (int c = first; c <= last; c++) f[c] |= (ushort)(flag | Trigger);
         }
+        Set(FtfyClasses.C1, C1); Set(FtfyClasses.Bad, Bad); Set(FtfyClasses.Law, Law); Set(FtfyClasses.Currency, Cur);
+        Set(FtfyClasses.StartPunctuation, Sp); Set(FtfyClasses.EndPunctuation, Ep); Set(FtfyClasses.Numeric, Num);
+        Set(FtfyClasses.Kaomoji, Kao); Set(FtfyClasses.UpperAccented, Ua); Set(FtfyClasses.LowerAccented, La);
+        Set(FtfyClasses.UpperCommon, Uc); Set(FtfyClasses.LowerCommon, Lc); Set(FtfyClasses.Box, Box); Set(FtfyClasses.Common, Common);
+        // first characters of the literal alternatives
         foreach (char c in "\u0152\u0153\u00C2\u00C3\u00CE\u00D0\u00D7\u00D8\u00D9\u00E0\u221A\u2248\u201A\u0432\u0412\u0413\u0420\u0421\u03B2\u0392\u0393\u039E\u039F\u0101")
-            t[c] = true;
-        for (int c = 0; c < 0x80; c++) t[c] = false;
-        return t;
+            f[c] |= Trigger;
+        return f;
     });
+
+    /// <summary>ftfy's BADNESS_RE as a .NET regular expression (Python's \s and \w spelled out; BMP text only).</summary>
+    internal static Regex BadnessPattern => Badness.Value;
 
     private static readonly Lazy<Regex> Badness = new(BuildBadness);
 

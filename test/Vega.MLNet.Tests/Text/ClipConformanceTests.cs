@@ -51,6 +51,32 @@ public sealed class ClipConformanceTests
     [Fact]
     public void EveryGeneratedStringMatchesTheReferenceWithTextFixingOff() => Check(Tok.Value.WithFixText(false), c => c.IdsNoFix);
 
+    [Fact]
+    public void TheHandWrittenBadnessMatcherAgreesWithFtfysPattern()
+    {
+        // Two implementations of ftfy's is_bad: the matcher the port uses and ftfy's regular expression (BMP text).
+        var texts = Cases.Value.Select(c => c.Text).Where(t => !t.Any(char.IsSurrogate)).ToList();
+        string pool = "\u00C0\u00C2\u00C3\u00C9\u00CE\u00D0\u00D7\u00D8\u00D9\u00E0\u00E9\u00A0\u00A9\u00AE\u00B0\u00B2\u00B5\u00BB\u00A2\u00A3\u20AC" +
+                      "\u2122\u2018\u201C\u201D\u2026\u2013\u0152\u0153\u0160\u0161\u0178\u017E\u0192\u02C6\u2020\u2030\u221A\u2248\u201A\u00C4" +
+                      "\u00EC\u03C0\u0432\u0402\u0412\u0413\u0420\u0421\u045E\u03B2\u0386\u0392\u039F\u0101\u2550\u2588\u00F2\u0080\u0099" +
+                      "\u00A4\u00A6\u00A8\u00AC\u00AF\u00B8\u00A7\u00B6\u00A1\u00BF\u00AB\u0384\u2039\u203A\u00B1\u00BC\u00F7\u2116aAz .,?!_1\n\t";
+        var rng = new Random(17);
+        for (int i = 0; i < 30000; i++)
+        {
+            var chars = new char[rng.Next(1, 9)];
+            for (int k = 0; k < chars.Length; k++) chars[k] = pool[rng.Next(pool.Length)];
+            texts.Add(new string(chars));
+        }
+        int bad = 0;
+        foreach (string s in texts)
+        {
+            bool expected = Ftfy.BadnessPattern.IsMatch(s);
+            Assert.True(expected == Ftfy.IsBad(s), $"{Escape(s)}: ftfy's pattern says {expected}");
+            if (expected) bad++;
+        }
+        Assert.True(bad > 3000, $"only {bad} bad strings were tried");
+    }
+
     private static void Check(ClipTokenizer tok, Func<Case, int[]> expected)
     {
         var cases = Cases.Value;
