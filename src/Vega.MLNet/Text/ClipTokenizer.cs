@@ -337,6 +337,7 @@ public sealed class ClipTokenizer : Tokenizer
     /// <summary>Encodes <paramref name="text"/> to token ids without start and end tokens.</summary>
     public int[] Encode(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var list = new List<int>(Math.Max(8, text.Length / 3));
         EncodeInto(text, list);
         return list.ToArray();
@@ -345,6 +346,7 @@ public sealed class ClipTokenizer : Tokenizer
     /// <summary>Encodes <paramref name="text"/> as <c>[start] + ids + [end]</c> (no padding, no truncation).</summary>
     public int[] EncodeWithSpecialTokens(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var list = new List<int>(Math.Max(8, text.Length / 3)) { StartOfTextId };
         EncodeInto(text, list);
         list.Add(EndOfTextId);
