@@ -27,7 +27,7 @@ internal static class InfoCommand
                 Row("text length", clip.DynamicTextLength ? $"dynamic, up to {clip.ContextLength}" : $"fixed {clip.ContextLength}");
                 Row("image tower", $"{clip.ImageTower.Session.Source}: input '{clip.ImageTower.InputName}', output '{clip.ImageTower.OutputName}'");
                 Row("preprocessing", PreprocessKey.Describe(clip.Preprocessing, Vega.MLNet.Imaging.DecodeOptions.Default));
-                Row("tokenizer", $"{clip.Tokenizer.Source} ({clip.Tokenizer.VocabularySize} ids)");
+                Row("tokenizer", DescribeTokenizer(clip.Tokenizer));
                 Row("logit scale", clip.LogitScale);
                 Row("ONNX Runtime", $"{OnnxSession.RuntimeVersion} (Microsoft.ML.OnnxRuntime; providers: {string.Join(", ", OnnxSession.AvailableProviders)}), running on {clip.ExecutionDevice}");
                 AnsiConsole.Write(table);
@@ -36,4 +36,9 @@ internal static class InfoCommand
         }));
         return command;
     }
+
+    /// <summary>The tokenizer line: which vocabulary the model uses, the model's own files or the built-in one.</summary>
+    internal static string DescribeTokenizer(Vega.MLNet.Text.ClipTokenizer tokenizer) => tokenizer.IsBuiltInVocabulary
+        ? $"built-in CLIP vocabulary, the model folder has none ({tokenizer.VocabularySize} ids)"
+        : $"the model's own files: {tokenizer.Source} ({tokenizer.VocabularySize} ids)";
 }

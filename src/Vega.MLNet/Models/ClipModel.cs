@@ -209,7 +209,11 @@ public sealed class ClipModel : IDisposable
         ClipTokenizer tokenizer;
         try
         {
-            tokenizer = ClipTokenizer.Load(settings.Tokenizer is not null ? Resolve(settings.Tokenizer) : directory);
+            // A folder without vocabulary files (OpenAI / open_clip exports usually carry none) gets the standard CLIP
+            // vocabulary built into the package; a "tokenizer" key in clip.json must name files that exist.
+            tokenizer = settings.Tokenizer is not null ? ClipTokenizer.Load(Resolve(settings.Tokenizer))
+                : ClipTokenizer.HasVocabularyFiles(directory) ? ClipTokenizer.Load(directory)
+                : ClipTokenizer.Create();
         }
         catch (FileNotFoundException e)
         {

@@ -5,17 +5,30 @@ using System.IO.Compression;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
+using Microsoft.ML.Tokenizers;
 
 namespace Vega.MLNet.Text;
 
 /// <summary>
 /// The CLIP byte-level BPE tokenizer, exactly as the reference implementation (openai/CLIP
-/// <c>simple_tokenizer.py</c>) encodes text: clean-up (see <see cref="FixText"/>), lower-casing, CLIP's
-/// pre-tokenisation pattern, byte-to-symbol mapping with <c>&lt;/w&gt;</c> word ends, merges by rank, start and end
-/// tokens. Loads the original <c>bpe_simple_vocab_16e6.txt.gz</c>, Hugging Face <c>vocab.json</c> +
-/// <c>merges.txt</c>, or a Hugging Face <c>tokenizer.json</c>. Thread-safe.
+/// <c>simple_tokenizer.py</c> with ftfy 6.3.1) encodes text: clean-up (see <see cref="FixText"/>), lower-casing,
+/// CLIP's pre-tokenisation pattern, byte-to-symbol mapping with <c>&lt;/w&gt;</c> word ends, merges by rank, start and
+/// end tokens. An ML.NET <see cref="Tokenizer"/>: usable wherever ML.NET takes one.
+/// Loads the original <c>bpe_simple_vocab_16e6.txt.gz</c>, Hugging Face <c>vocab.json</c> + <c>merges.txt</c>, a
+/// Hugging Face <c>tokenizer.json</c>, or the standard CLIP vocabulary built into the package (<see cref="Create(bool)"/>).
+/// Thread-safe.
 /// </summary>
-public sealed class ClipTokenizer
+/// <remarks>
+/// <para><see cref="Tokenizer.EncodeToIds(string, bool, bool)"/> returns the ids with <c>&lt;|startoftext|&gt;</c> and
+/// <c>&lt;|endoftext|&gt;</c> around them, as Hugging Face's CLIPTokenizer does; <see cref="Encode(string)"/> gives the
+/// ids without them.</para>
+/// <para>Offsets (<see cref="EncodedToken.Offset"/>) are ranges of the original text, never of the cleaned text: the
+/// <c>normalizedText</c> out-parameters are always null. A token covers the original characters its bytes came
+/// from; a character the clean-up produced from several (an HTML reference, repaired mojibake, a composed accent)
+/// covers all of them, so neighbouring tokens can share characters. The start token has the empty range at 0, the end
+/// token the empty range at the end of the text.</para>
+/// </remarks>
+public sealed class ClipTokenizer : Tokenizer
 {
     /// <summary>The start-of-text token.</summary>
     public const string StartOfTextToken = "<|startoftext|>";
@@ -32,12 +45,17 @@ public sealed class ClipTokenizer
     private readonly Dictionary<long, Merge> _merges;
     private readonly WordCache _cache = new();
     private readonly Dictionary<int, byte> _symbolCharToByte = new();
+    private readonly int[] _tokenByteLength;
+    private readonly Lazy<IReadOnlyDictionary<string, int>> _vocabulary;
+    private ClipTextNormalizer? _normalizer;
+    private ClipPreTokenizer? _preTokenizer;
 
     private readonly record struct Merge(int Rank, int Result);
 
-    private ClipTokenizer(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges, string source)
+    private ClipTokenizer(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges, string source, bool builtIn = false)
     {
         Source = source;
+        IsBuiltInVocabulary = builtIn;
         _idToToken = new string[vocab.Count == 0 ? 0 : vocab.Values.Max() + 1];
         foreach (var (token, id) in vocab) _idToToken[id] = token;
         var byteSymbols = ByteSymbols();
@@ -62,11 +80,33 @@ public sealed class ClipTokenizer
                     $"Merge {rank + 1} '{l} {r}' of '{source}' refers to a token missing from the vocabulary; the vocabulary and merges files do not belong together.");
             _merges.TryAdd(Key(li, ri), new Merge(rank, result));
         }
-        _cache.Reset(sot, eot);
+        _cache.Reset();
+        _tokenByteLength = new int[_idToToken.Length];
+        for (int id = 0; id < _idToToken.Length; id++)
+        {
+            string? t = _idToToken[id];
+            if (t is null) continue;
+            _tokenByteLength[id] = t.EndsWith("</w>", StringComparison.Ordinal) ? t.Length - 4 : t.Length;
+        }
+        _vocabulary = new(BuildVocabulary);
     }
 
-    /// <summary>Where the vocabulary was loaded from.</summary>
+    /// <summary>Where the vocabulary was loaded from (a file path, or a description of the built-in vocabulary).</summary>
     public string Source { get; }
+
+    /// <summary>Whether this is the standard CLIP vocabulary built into the package (<see cref="Create(bool)"/>) rather
+    /// than files of a model folder.</summary>
+    public bool IsBuiltInVocabulary { get; }
+
+    /// <summary>The vocabulary: token string → id (byte-level symbols, <c>&lt;/w&gt;</c> marking word ends).</summary>
+    public IReadOnlyDictionary<string, int> Vocabulary => _vocabulary.Value;
+
+    /// <summary>CLIP's clean-up (ftfy when <see cref="FixText"/> is on, HTML unescaping, whitespace, lower-casing) as an
+    /// ML.NET normalizer: <c>Normalizer.Normalize(text)</c> gives the text the pre-tokeniser sees.</summary>
+    public override Normalizer Normalizer => _normalizer ??= new ClipTextNormalizer(FixText);
+
+    /// <summary>CLIP's pre-tokenisation pattern as an ML.NET pre-tokenizer (over normalized text).</summary>
+    public override PreTokenizer PreTokenizer => _preTokenizer ??= new ClipPreTokenizer();
 
     /// <summary>Number of token ids (49408 for CLIP).</summary>
     public int VocabularySize => _idToToken.Length;
@@ -89,6 +129,9 @@ public sealed class ClipTokenizer
     private ClipTokenizer(ClipTokenizer other)
     {
         Source = other.Source;
+        IsBuiltInVocabulary = other.IsBuiltInVocabulary;
+        _tokenByteLength = other._tokenByteLength;
+        _vocabulary = other._vocabulary;
         _idToToken = other._idToToken;
         _byteToId = other._byteToId;
         _byteEndToId = other._byteEndToId;
@@ -133,26 +176,33 @@ public sealed class ClipTokenizer
     {
         RequireFile(vocabJsonPath, "vocab.json");
         RequireFile(mergesTxtPath, "merges.txt");
+        using var vocab = File.OpenRead(vocabJsonPath);
+        using var merges = File.OpenRead(mergesTxtPath);
+        return FromVocabAndMerges(vocab, merges, vocabJsonPath, mergesTxtPath);
+    }
+
+    private static ClipTokenizer FromVocabAndMerges(Stream vocabJson, Stream mergesTxt, string vocabName, string mergesName)
+    {
         Dictionary<string, int> vocab;
         try
         {
-            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllBytes(vocabJsonPath))
-                    ?? throw new InvalidDataException("null");
+            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(vocabJson) ?? throw new InvalidDataException("null");
         }
         catch (Exception e) when (e is JsonException or InvalidDataException)
         {
             throw new InvalidDataException(
-                $"The vocabulary '{vocabJsonPath}' is not a JSON object of token → id ({e.Message}). Replace it with the model's original vocab.json.", e);
+                $"The vocabulary '{vocabName}' is not a JSON object of token → id ({e.Message}). Replace it with the model's original vocab.json.", e);
         }
         var merges = new List<(string, string)>(50000);
         int lineNo = 0;
-        foreach (var line in File.ReadLines(mergesTxtPath, Encoding.UTF8))
+        using var reader = new StreamReader(mergesTxt, Encoding.UTF8);
+        while (reader.ReadLine() is { } line)
         {
             lineNo++;
             if (line.Length == 0 || (lineNo == 1 && line.StartsWith("#version", StringComparison.Ordinal))) continue;
-            merges.Add(SplitMerge(line, mergesTxtPath, lineNo));
+            merges.Add(SplitMerge(line, mergesName, lineNo));
         }
-        return new ClipTokenizer(vocab, merges, vocabJsonPath);
+        return new ClipTokenizer(vocab, merges, vocabName);
     }
 
     /// <summary>
@@ -163,12 +213,24 @@ public sealed class ClipTokenizer
     public static ClipTokenizer FromBpeFile(string path, int mergeCount = 49152 - 256 - 2)
     {
         RequireFile(path, "bpe_simple_vocab_16e6.txt.gz");
+        using var file = File.OpenRead(path);
+        return FromBpeStream(file, path, mergeCount, builtIn: false);
+    }
+
+    private static ClipTokenizer FromBpeStream(Stream file, string name, int mergeCount, bool builtIn)
+    {
         var lines = new List<string>(mergeCount + 1);
         try
         {
-            using var file = File.OpenRead(path);
-            Stream s = file;
             var magic = new byte[2];
+            Stream s = file;
+            if (!file.CanSeek)
+            {
+                var copy = new MemoryStream();
+                file.CopyTo(copy);
+                copy.Position = 0;
+                s = file = copy;
+            }
             bool gz = file.Read(magic, 0, 2) == 2 && magic[0] == 0x1F && magic[1] == 0x8B;
             file.Position = 0;
             if (gz) s = new GZipStream(file, CompressionMode.Decompress);
@@ -177,21 +239,70 @@ public sealed class ClipTokenizer
         }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"The BPE file '{path}' is corrupt ({e.Message}). Replace it with the original bpe_simple_vocab_16e6.txt.gz.", e);
+            throw new InvalidDataException($"The BPE file '{name}' is corrupt ({e.Message}). Replace it with the original bpe_simple_vocab_16e6.txt.gz.", e);
         }
         if (lines.Count < mergeCount + 1)
             throw new InvalidDataException(
-                $"The BPE file '{path}' has {Math.Max(0, lines.Count - 1)} merges, fewer than the {mergeCount} CLIP uses: it is truncated or not CLIP's. Replace it with the original bpe_simple_vocab_16e6.txt.gz.");
+                $"The BPE file '{name}' has {Math.Max(0, lines.Count - 1)} merges, fewer than the {mergeCount} CLIP uses: it is truncated or not CLIP's. Replace it with the original bpe_simple_vocab_16e6.txt.gz.");
         var merges = new List<(string, string)>(lines.Count - 1);
-        for (int i = 1; i < lines.Count; i++) merges.Add(SplitMerge(lines[i], path, i + 1));
+        for (int i = 1; i < lines.Count; i++) merges.Add(SplitMerge(lines[i], name, i + 1));
         var vocab = new Dictionary<string, int>(merges.Count + 514);
         foreach (char c in ByteSymbolsInVocabOrder()) vocab.TryAdd(c.ToString(), vocab.Count);
         foreach (char c in ByteSymbolsInVocabOrder()) vocab.TryAdd(c + "</w>", vocab.Count);
         foreach (var (l, r) in merges) vocab.TryAdd(l + r, vocab.Count);
         vocab.TryAdd(StartOfTextToken, vocab.Count);
         vocab.TryAdd(EndOfTextToken, vocab.Count);
-        return new ClipTokenizer(vocab, merges, path);
+        return new ClipTokenizer(vocab, merges, name, builtIn);
     }
+
+    /// <summary>The description <see cref="Source"/> gives for the built-in vocabulary.</summary>
+    public const string BuiltInVocabularySource = "built-in CLIP vocabulary (openai/CLIP bpe_simple_vocab_16e6.txt.gz, MIT license)";
+
+    private static readonly Lazy<ClipTokenizer> BuiltIn = new(() =>
+    {
+        using var stream = typeof(ClipTokenizer).Assembly.GetManifestResourceStream("Vega.MLNet.Text.bpe_simple_vocab_16e6.txt.gz")
+            ?? throw new InvalidOperationException("The built-in CLIP vocabulary is missing from the Vega.MLNet assembly.");
+        return FromBpeStream(stream, BuiltInVocabularySource, 49152 - 256 - 2, builtIn: true);
+    });
+
+    /// <summary>
+    /// The standard CLIP tokenizer with the vocabulary built into the package (openai/CLIP's
+    /// <c>bpe_simple_vocab_16e6.txt.gz</c>, MIT license; the license text ships in the package as
+    /// <c>licenses/LICENSE-openai-CLIP.txt</c>): 49408 ids, 49406 and 49407 for start and end. Every call returns the
+    /// same (thread-safe) instance.
+    /// </summary>
+    /// <param name="fixText">Whether the ftfy-style repair runs before encoding (see <see cref="FixText"/>).</param>
+    public static ClipTokenizer Create(bool fixText = true) => BuiltIn.Value.WithFixText(fixText);
+
+    /// <summary>Creates the tokenizer from Hugging Face <c>vocab.json</c> and <c>merges.txt</c> files.</summary>
+    /// <param name="vocabFile">Path of <c>vocab.json</c> (token → id).</param>
+    /// <param name="mergesFile">Path of <c>merges.txt</c>.</param>
+    /// <param name="fixText">Whether the ftfy-style repair runs before encoding (see <see cref="FixText"/>).</param>
+    public static ClipTokenizer Create(string vocabFile, string mergesFile, bool fixText = true) =>
+        FromVocabAndMerges(vocabFile, mergesFile).WithFixText(fixText);
+
+    /// <summary>Creates the tokenizer from Hugging Face <c>vocab.json</c> and <c>merges.txt</c> streams (not disposed).</summary>
+    /// <param name="vocabStream">The content of <c>vocab.json</c>.</param>
+    /// <param name="mergesStream">The content of <c>merges.txt</c>.</param>
+    /// <param name="fixText">Whether the ftfy-style repair runs before encoding (see <see cref="FixText"/>).</param>
+    public static ClipTokenizer Create(Stream vocabStream, Stream mergesStream, bool fixText = true)
+    {
+        ArgumentNullException.ThrowIfNull(vocabStream);
+        ArgumentNullException.ThrowIfNull(mergesStream);
+        return FromVocabAndMerges(vocabStream, mergesStream, "vocab.json stream", "merges.txt stream").WithFixText(fixText);
+    }
+
+    /// <summary>Creates the tokenizer from a model folder or a vocabulary file, as <see cref="Load"/> does.</summary>
+    /// <param name="path">A folder with <c>tokenizer.json</c>, <c>vocab.json</c> + <c>merges.txt</c> or
+    /// <c>bpe_simple_vocab_16e6.txt.gz</c>, or one of those files.</param>
+    /// <param name="fixText">Whether the ftfy-style repair runs before encoding (see <see cref="FixText"/>).</param>
+    public static ClipTokenizer Create(string path, bool fixText = true) => Load(path).WithFixText(fixText);
+
+    /// <summary>Whether <paramref name="directory"/> holds a vocabulary <see cref="Load"/> would find.</summary>
+    public static bool HasVocabularyFiles(string directory) =>
+        File.Exists(Path.Combine(directory, "vocab.json")) && File.Exists(Path.Combine(directory, "merges.txt"))
+        || File.Exists(Path.Combine(directory, "tokenizer.json"))
+        || File.Exists(Path.Combine(directory, "bpe_simple_vocab_16e6.txt.gz"));
 
     /// <summary>Loads a Hugging Face <c>tokenizer.json</c> whose model is BPE (merges as "a b" strings or [a, b] pairs).</summary>
     public static ClipTokenizer FromTokenizerJson(string path)
@@ -226,6 +337,7 @@ public sealed class ClipTokenizer
     /// <summary>Encodes <paramref name="text"/> to token ids without start and end tokens.</summary>
     public int[] Encode(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var list = new List<int>(Math.Max(8, text.Length / 3));
         EncodeInto(text, list);
         return list.ToArray();
@@ -234,6 +346,7 @@ public sealed class ClipTokenizer
     /// <summary>Encodes <paramref name="text"/> as <c>[start] + ids + [end]</c> (no padding, no truncation).</summary>
     public int[] EncodeWithSpecialTokens(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var list = new List<int>(Math.Max(8, text.Length / 3)) { StartOfTextId };
         EncodeInto(text, list);
         list.Add(EndOfTextId);
@@ -244,6 +357,7 @@ public sealed class ClipTokenizer
     public void EncodeInto(string text, List<int> ids)
     {
         ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(ids);
         char[] buffer = ArrayPool<char>.Shared.Rent(Math.Max(16, text.Length + 8));
         try
         {
@@ -254,6 +368,196 @@ public sealed class ClipTokenizer
         {
             ArrayPool<char>.Shared.Return(buffer);
         }
+    }
+
+    // ---- the ML.NET Tokenizer surface
+
+    /// <inheritdoc/>
+    protected override EncodeResults<int> EncodeToIds(string? text, ReadOnlySpan<char> textSpan, EncodeSettings settings)
+    {
+        if (settings.MaxTokenCount <= 0)
+            throw new ArgumentOutOfRangeException(nameof(settings), settings.MaxTokenCount, "The maximum number of tokens must be greater than zero.");
+        string original = text ?? textSpan.ToString();
+        if (settings.MaxTokenCount != int.MaxValue)
+        {
+            var tokens = EncodeToTokens(original, original.AsSpan(), settings);
+            var limited = new int[tokens.Tokens.Count];
+            for (int i = 0; i < limited.Length; i++) limited[i] = tokens.Tokens[i].Id;
+            return new EncodeResults<int> { Tokens = limited, CharsConsumed = tokens.CharsConsumed, NormalizedText = null };
+        }
+        var ids = new List<int>(Math.Max(8, original.Length / 3)) { StartOfTextId };
+        if (settings.ConsiderNormalization && settings.ConsiderPreTokenization) EncodeInto(original, ids);
+        else
+        {
+            string s = settings.ConsiderNormalization ? TextCleaner.Clean(original, FixText) : original;
+            if (settings.ConsiderPreTokenization) PreTokenizeAndEncode(s, ids);
+            else if (s.Length > 0) EncodeWord(s, ids);
+        }
+        ids.Add(EndOfTextId);
+        return new EncodeResults<int> { Tokens = ids, CharsConsumed = original.Length, NormalizedText = null };
+    }
+
+    /// <inheritdoc/>
+    protected override EncodeResults<EncodedToken> EncodeToTokens(string? text, ReadOnlySpan<char> textSpan, EncodeSettings settings)
+    {
+        if (settings.MaxTokenCount <= 0)
+            throw new ArgumentOutOfRangeException(nameof(settings), settings.MaxTokenCount, "The maximum number of tokens must be greater than zero.");
+        string original = text ?? textSpan.ToString();
+        string s;
+        Origins origins;
+        if (settings.ConsiderNormalization) s = TextCleaner.Clean(original, FixText, out origins);
+        else { s = original; origins = Origins.Identity(original.Length); }
+
+        var tokens = new List<EncodedToken>(Math.Max(8, s.Length / 3)) { new(StartOfTextId, StartOfTextToken, new Range(0, 0)) };
+        var ids = new List<int>(16);
+        void Piece(int start, int end)
+        {
+            var piece = s.AsSpan(start, end - start);
+            if (settings.ConsiderPreTokenization && IsSpecial(piece, out int special))
+            {
+                var (os, oe) = origins.Cover(start, end);
+                tokens.Add(new EncodedToken(special, _idToToken[special], new Range(os, oe)));
+                return;
+            }
+            ids.Clear();
+            EncodeWord(piece, ids);
+            // byte k of the piece belongs to character unit charOfByte[k]
+            int byteCount = Encoding.UTF8.GetByteCount(piece);
+            var charOfByte = new int[byteCount];
+            for (int i = 0, b = 0; i < piece.Length;)
+            {
+                int units = char.IsHighSurrogate(piece[i]) && i + 1 < piece.Length && char.IsLowSurrogate(piece[i + 1]) ? 2 : 1;
+                int w = Encoding.UTF8.GetByteCount(piece.Slice(i, units));
+                for (int k = 0; k < w; k++) charOfByte[b + k] = i;
+                b += w;
+                i += units;
+            }
+            int pos = 0;
+            foreach (int id in ids)
+            {
+                int len = Math.Max(1, _tokenByteLength[id]);
+                int first = charOfByte[Math.Min(pos, byteCount - 1)];
+                int lastUnit = charOfByte[Math.Min(pos + len - 1, byteCount - 1)];
+                int last = lastUnit + (char.IsHighSurrogate(piece[lastUnit]) && lastUnit + 1 < piece.Length ? 2 : 1);
+                var (os, oe) = origins.Cover(start + first, start + last);
+                tokens.Add(new EncodedToken(id, _idToToken[id], new Range(os, oe)));
+                pos += len;
+            }
+        }
+        if (settings.ConsiderPreTokenization)
+        {
+            int i = 0;
+            while (NextPiece(s, ref i, out int start, out int end)) Piece(start, end);
+        }
+        else if (s.Length > 0) Piece(0, s.Length);
+
+        int max = settings.MaxTokenCount;
+        int charsConsumed = original.Length;
+        if (tokens.Count > max)
+        {
+            // Keep whole characters: cut only where the next token starts at or after the end of the last one kept.
+            int keep = max;
+            while (keep > 1 && tokens[keep - 1].Offset.End.Value > tokens[keep].Offset.Start.Value) keep--;
+            charsConsumed = keep > 1 ? tokens[keep - 1].Offset.End.Value : 0;
+            tokens.RemoveRange(keep, tokens.Count - keep);
+        }
+        if (tokens.Count < max) tokens.Add(new EncodedToken(EndOfTextId, EndOfTextToken, new Range(original.Length, original.Length)));
+        return new EncodeResults<EncodedToken> { Tokens = tokens, CharsConsumed = charsConsumed, NormalizedText = null };
+    }
+
+    [ThreadStatic] private static List<int>? t_countBuffer;
+
+    /// <inheritdoc/>
+    protected override int CountTokens(string? text, ReadOnlySpan<char> textSpan, EncodeSettings settings)
+    {
+        if (settings.MaxTokenCount != int.MaxValue || !settings.ConsiderNormalization || !settings.ConsiderPreTokenization)
+            return EncodeToIds(text, textSpan, settings).Tokens.Count;
+        var buffer = t_countBuffer ??= new List<int>(256);
+        buffer.Clear();
+        EncodeInto(text ?? textSpan.ToString(), buffer);
+        int n = buffer.Count + 2;
+        if (buffer.Capacity > 1 << 16) t_countBuffer = null;
+        return n;
+    }
+
+    /// <inheritdoc/>
+    protected override int GetIndexByTokenCount(string? text, ReadOnlySpan<char> textSpan, EncodeSettings settings, bool fromEnd,
+        out string? normalizedText, out int tokenCount)
+    {
+        normalizedText = null;
+        string original = text ?? textSpan.ToString();
+        int max = settings.MaxTokenCount;
+        if (max <= 0) throw new ArgumentOutOfRangeException(nameof(settings), max, "The maximum number of tokens must be greater than zero.");
+        if (!fromEnd)
+        {
+            var limited = EncodeToTokens(original, original.AsSpan(), settings);
+            tokenCount = limited.Tokens.Count;
+            return limited.CharsConsumed;
+        }
+        settings.MaxTokenCount = int.MaxValue;
+        var all = EncodeToTokens(original, original.AsSpan(), settings).Tokens;
+        int first = Math.Max(0, all.Count - max); // index of the first token kept
+        while (first > 0 && first < all.Count - 1 && all[first - 1].Offset.End.Value > all[first].Offset.Start.Value) first++;
+        tokenCount = all.Count - first;
+        return first == 0 ? 0 : first >= all.Count - 1 ? original.Length : all[first].Offset.Start.Value;
+    }
+
+    /// <summary>
+    /// Decodes ids as the reference decoder does (token strings to bytes, UTF-8 with U+FFFD for invalid sequences,
+    /// every <c>&lt;/w&gt;</c> to a space, so "cat." decodes to "cat ."), without the space the last word end leaves
+    /// and without the start and end tokens.
+    /// </summary>
+    public override string Decode(IEnumerable<int> ids) => Decode(ids, considerSpecialTokens: false);
+
+    /// <summary>Decodes ids as the reference decoder does; with <paramref name="considerSpecialTokens"/> the start and
+    /// end tokens appear as <c>&lt;|startoftext|&gt;</c> and <c>&lt;|endoftext|&gt;</c>.</summary>
+    /// <param name="ids">Token ids.</param>
+    /// <param name="considerSpecialTokens">Keep the start and end tokens in the text.</param>
+    public string Decode(IEnumerable<int> ids, bool considerSpecialTokens)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var bytes = new List<byte>(64);
+        bool lastEndsWord = false;
+        foreach (int id in ids)
+        {
+            if ((uint)id >= (uint)_idToToken.Length || _idToToken[id] is not { } token)
+                throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id {id} is outside the vocabulary of {VocabularySize}.");
+            if ((id == StartOfTextId || id == EndOfTextId) && !considerSpecialTokens) continue;
+            foreach (char c in token)
+                bytes.Add(_symbolCharToByte.TryGetValue(c, out byte b) ? b : (byte)'?');
+            lastEndsWord = token.EndsWith("</w>", StringComparison.Ordinal);
+        }
+        string text = Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes))
+            .Replace("</w>", " ", StringComparison.Ordinal);
+        return lastEndsWord && text.EndsWith(' ') ? text[..^1] : text;
+    }
+
+    /// <inheritdoc/>
+    public override OperationStatus Decode(IEnumerable<int> ids, Span<char> destination, out int idsConsumed, out int charsWritten)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var list = ids as IReadOnlyList<int> ?? ids.ToArray();
+        string full = Decode(list);
+        if (full.Length <= destination.Length)
+        {
+            full.AsSpan().CopyTo(destination);
+            idsConsumed = list.Count;
+            charsWritten = full.Length;
+            return OperationStatus.Done;
+        }
+        // The longest prefix of the ids whose text fits and is a prefix of the whole text.
+        for (int k = list.Count - 1; k >= 0; k--)
+        {
+            string part = Decode(list.Take(k));
+            if (part.Length > destination.Length || !full.StartsWith(part, StringComparison.Ordinal)) continue;
+            part.AsSpan().CopyTo(destination);
+            idsConsumed = k;
+            charsWritten = part.Length;
+            return OperationStatus.DestinationTooSmall;
+        }
+        idsConsumed = 0;
+        charsWritten = 0;
+        return OperationStatus.DestinationTooSmall;
     }
 
     /// <summary>
@@ -295,28 +599,19 @@ public sealed class ClipTokenizer
         return new TokenBatch(ids, lengths, contextLength);
     }
 
-    /// <summary>Decodes ids back to text as the reference <c>decode</c> does (every end-of-word marker becomes a space, so
-    /// "cat." decodes to "cat ."), without the trailing space.</summary>
-    public string Decode(ReadOnlySpan<int> ids)
-    {
-        var bytes = new List<byte>(ids.Length * 4);
-        foreach (int id in ids)
-        {
-            if ((uint)id >= (uint)_idToToken.Length || _idToToken[id] is not { } token)
-                throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id {id} is outside the vocabulary of {VocabularySize}.");
-            if (id == StartOfTextId || id == EndOfTextId) { bytes.AddRange(Encoding.UTF8.GetBytes(token)); continue; }
-            foreach (char c in token.Replace("</w>", " ", StringComparison.Ordinal))
-                bytes.Add(c == ' ' ? (byte)' ' : _symbolCharToByte.GetValueOrDefault(c, (byte)'?'));
-        }
-        return Encoding.UTF8.GetString(bytes.ToArray()).TrimEnd();
-    }
-
     /// <summary>The token string of an id.</summary>
     public string IdToToken(int id) => _idToToken[id];
 
+    private IReadOnlyDictionary<string, int> BuildVocabulary()
+    {
+        var map = new Dictionary<string, int>(_idToToken.Length, StringComparer.Ordinal);
+        for (int id = 0; id < _idToToken.Length; id++) if (_idToToken[id] is { } t) map.TryAdd(t, id);
+        return map;
+    }
+
     internal int WordCacheCount => _cache.Map.Count;
 
-    internal void ClearWordCache() => _cache.Reset(StartOfTextId, EndOfTextId);
+    internal void ClearWordCache() => _cache.Reset();
 
     // Distinct pre-tokens → their BPE ids; lock-free reads, bounded size (cleared when full).
     private sealed class WordCache
@@ -325,38 +620,46 @@ public sealed class ClipTokenizer
         private readonly Lock _gate = new();
         private int _count;
 
-        public void Reset(int sot, int eot)
+        public void Reset()
         {
             lock (_gate)
             {
                 Map.Clear();
-                Map[StartOfTextToken] = [sot];
-                Map[EndOfTextToken] = [eot];
-                _count = 2;
+                _count = 0;
             }
         }
 
-        public void Add(ReadOnlySpan<char> piece, int[] ids, int sot, int eot)
+        public void Add(ReadOnlySpan<char> piece, int[] ids)
         {
             lock (_gate)
             {
-                if (_count >= WordCacheLimit) { Map.Clear(); Map[StartOfTextToken] = [sot]; Map[EndOfTextToken] = [eot]; _count = 2; }
+                if (_count >= WordCacheLimit) { Map.Clear(); _count = 0; }
                 if (Map.TryAdd(piece.ToString(), ids)) _count++;
             }
         }
     }
 
     // ---- pre-tokenisation: <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+    //      (regex module, IGNORECASE)
     private void PreTokenizeAndEncode(ReadOnlySpan<char> s, List<int> ids)
     {
         int i = 0;
         while (NextPiece(s, ref i, out int start, out int end))
         {
             var piece = s[start..end];
-            if (piece.Length == StartOfTextToken.Length && piece.SequenceEqual(StartOfTextToken)) ids.Add(StartOfTextId);
-            else if (piece.Length == EndOfTextToken.Length && piece.SequenceEqual(EndOfTextToken)) ids.Add(EndOfTextId);
+            if (IsSpecial(piece, out int special)) ids.Add(special);
             else EncodeWord(piece, ids);
         }
+    }
+
+    // The pattern matches the special tokens case-insensitively, but the reference maps a piece to the special id
+    // only when it is the token exactly ("<|\u017Ftartoftext|>" is one piece, encoded by BPE like a word).
+    private bool IsSpecial(ReadOnlySpan<char> piece, out int id)
+    {
+        id = 0;
+        if (piece.SequenceEqual(StartOfTextToken)) id = StartOfTextId;
+        else if (piece.SequenceEqual(EndOfTextToken)) id = EndOfTextId;
+        return id != 0;
     }
 
     /// <summary>Reports every pre-token of a cleaned text as (start, length).</summary>
@@ -366,17 +669,18 @@ public sealed class ClipTokenizer
         while (NextPiece(s, ref i, out int start, out int end)) piece(start, end - start);
     }
 
-    // The next match of <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+ at or after
-    // i (ordered alternatives, greedy runs); whitespace (only ' ' after cleaning) separates matches.
+    // The next match of the pattern at or after i (ordered alternatives, greedy runs). Whitespace separates matches;
+    // U+0345 matches no alternative under IGNORECASE in the regex module (neither [\p{L}] nor the negated class), so
+    // it is skipped and splits runs.
     private static bool NextPiece(ReadOnlySpan<char> s, ref int i, out int start, out int end)
     {
-        while (i < s.Length && s[i] == ' ') i++;
+        while (i < s.Length && (s[i] == ' ' || IsSkipped(s[i]))) i++;
         start = i;
         end = i;
         if (i >= s.Length) return false;
         char c = s[i];
-        if (c == '<' && Matches(s, i, StartOfTextToken)) end = i + StartOfTextToken.Length;
-        else if (c == '<' && Matches(s, i, EndOfTextToken)) end = i + EndOfTextToken.Length;
+        if (c == '<' && MatchesIgnoreCase(s, i, StartOfTextToken)) end = i + StartOfTextToken.Length;
+        else if (c == '<' && MatchesIgnoreCase(s, i, EndOfTextToken)) end = i + EndOfTextToken.Length;
         else if (c == '\'' && (end = Contraction(s, i)) > 0) { }
         else
         {
@@ -395,17 +699,34 @@ public sealed class ClipTokenizer
         return true;
     }
 
-    private static bool Matches(ReadOnlySpan<char> s, int i, string token) => s[i..].StartsWith(token, StringComparison.Ordinal);
+    private static bool IsSkipped(char c) => c >= '\u0085' && (c == '\u0345' || TextCleaner.IsRegexSpace(c)) || c is >= '\t' and <= '\r';
 
-    // Returns the end index of a contraction at i, or 0. IGNORECASE in the reference: 's' also matches U+017F.
+    // Case-insensitive comparison with the regex module's simple case folding: ASCII letters, and U+017F (long s)
+    // and U+212A (Kelvin sign), which fold to 's' and 'k'.
+    private static bool MatchesIgnoreCase(ReadOnlySpan<char> s, int i, string token)
+    {
+        if (s.Length - i < token.Length) return false;
+        for (int k = 0; k < token.Length; k++) if (Fold(s[i + k]) != token[k]) return false;
+        return true;
+    }
+
+    private static char Fold(char c) => c switch
+    {
+        >= 'A' and <= 'Z' => (char)(c | 0x20),
+        '\u017F' => 's',
+        '\u212A' => 'k',
+        _ => c,
+    };
+
+    // Returns the end index of a contraction at i, or 0.
     private static int Contraction(ReadOnlySpan<char> s, int i)
     {
         if (i + 1 >= s.Length) return 0;
-        char a = s[i + 1];
-        char b = i + 2 < s.Length ? s[i + 2] : '\0';
+        char a = Fold(s[i + 1]);
+        char b = i + 2 < s.Length ? Fold(s[i + 2]) : '\0';
         switch (a)
         {
-            case 's' or '\u017F' or 't' or 'm' or 'd': return i + 2;
+            case 's' or 't' or 'm' or 'd': return i + 2;
             case 'r' when b == 'e': return i + 3;
             case 'v' when b == 'e': return i + 3;
             case 'l' when b == 'l': return i + 3;
@@ -413,7 +734,7 @@ public sealed class ClipTokenizer
         }
     }
 
-    private enum CharClass { Letter, Number, Other }
+    private enum CharClass { Letter, Number, Other, Separator }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static CharClass Classify(ReadOnlySpan<char> s, int i, out int width)
@@ -423,7 +744,8 @@ public sealed class ClipTokenizer
         {
             width = 1;
             return (uint)((c | 0x20) - 'a') <= 'z' - 'a' ? CharClass.Letter
-                : (uint)(c - '0') <= 9 ? CharClass.Number : CharClass.Other;
+                : (uint)(c - '0') <= 9 ? CharClass.Number
+                : c == ' ' || c is >= '\t' and <= '\r' ? CharClass.Separator : CharClass.Other;
         }
         UnicodeCategory cat;
         if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
@@ -434,6 +756,7 @@ public sealed class ClipTokenizer
         else
         {
             width = 1;
+            if (IsSkipped(c)) return CharClass.Separator;
             cat = CharUnicodeInfo.GetUnicodeCategory(c);
         }
         return cat switch
@@ -450,7 +773,7 @@ public sealed class ClipTokenizer
         if (!_cache.Map.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(piece, out int[]? cached))
         {
             cached = Bpe(piece);
-            _cache.Add(piece, cached, StartOfTextId, EndOfTextId);
+            _cache.Add(piece, cached);
         }
         ids.AddRange(cached);
     }

@@ -28,28 +28,38 @@ internal static class HtmlUnescape
     };
 
     /// <summary>Decodes every character reference in <paramref name="text"/>; returns the input when it has no '&amp;'.</summary>
-    public static string Unescape(string text)
+    public static string Unescape(string text) { Origins? none = null; return Unescape(text, ref none); }
+
+    /// <summary>Decodes every character reference, carrying provenance along (the decoded characters cover the
+    /// reference).</summary>
+    public static string Unescape(string text, ref Origins? origins)
     {
         int amp = text.IndexOf('&');
         if (amp < 0) return text;
-        var sb = new StringBuilder(text.Length);
-        sb.Append(text, 0, amp);
-        int i = amp;
-        while (i < text.Length)
+        var rw = new Rewriter(text, origins);
+        for (int i = amp; i < text.Length; i++)
         {
-            char c = text[i];
-            if (c != '&') { sb.Append(c); i++; continue; }
-            int consumed = TryReference(text, i + 1, sb);
-            if (consumed == 0) { sb.Append('&'); i++; }
-            else i += 1 + consumed;
+            if (text[i] != '&') continue;
+            var (consumed, value) = TryReference(text, i + 1);
+            if (consumed == 0) continue;
+            rw.Replace(i, i + 1 + consumed, value);
+            i += consumed;
         }
-        return sb.ToString();
+        return rw.Finish(ref origins);
     }
 
-    // Returns the number of characters after '&' that were consumed (0 when nothing matched).
-    private static int TryReference(string s, int start, StringBuilder sb)
+    /// <summary>Looks up a named reference exactly as written (with or without its ';').</summary>
+    public static bool TryGetNamed(ReadOnlySpan<char> name, out string value)
     {
-        if (start >= s.Length) return 0;
+        if (Named.Value.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(name, out var v)) { value = v; return true; }
+        value = "";
+        return false;
+    }
+
+    // Returns the number of characters after '&' that were consumed (0 when nothing matched) and what they stand for.
+    private static (int Consumed, string Value) TryReference(string s, int start)
+    {
+        if (start >= s.Length) return (0, "");
         if (s[start] == '#')
         {
             int p = start + 1;
@@ -63,31 +73,25 @@ internal static class HtmlUnescape
                 value = Math.Min(value * (hex ? 16 : 10) + d, 0x7FFFFFFF);
                 p++;
             }
-            if (p == digitsStart) return 0;
+            if (p == digitsStart) return (0, "");
             if (p < s.Length && s[p] == ';') p++;
-            sb.Append(NumericReference(value));
-            return p - start;
+            return (p - start, NumericReference(value));
         }
 
         // Named: up to 32 characters from the class [^\t\n\f <&#;], optionally followed by ';'.
         int q = start;
         while (q < s.Length && q - start < 32 && s[q] is not ('\t' or '\n' or '\f' or ' ' or '<' or '&' or '#' or ';')) q++;
-        if (q == start) return 0;
+        if (q == start) return (0, "");
         if (q < s.Length && s[q] == ';') q++;
-        var named = Named.Value;
-        var lookup = named.GetAlternateLookup<ReadOnlySpan<char>>();
+        var lookup = Named.Value.GetAlternateLookup<ReadOnlySpan<char>>();
         ReadOnlySpan<char> name = s.AsSpan(start, q - start);
-        if (lookup.TryGetValue(name, out var whole)) { sb.Append(whole); return name.Length; }
+        if (lookup.TryGetValue(name, out var whole)) return (name.Length, whole);
         // Longest prefix (at least 2 characters) that is a name by itself; the rest stays as text.
         for (int x = Math.Min(name.Length - 1, LongestName.Value); x > 1; x--)
         {
-            if (lookup.TryGetValue(name[..x], out var prefix))
-            {
-                sb.Append(prefix).Append(name[x..]);
-                return name.Length;
-            }
+            if (lookup.TryGetValue(name[..x], out var prefix)) return (name.Length, prefix + name[x..].ToString());
         }
-        return 0;
+        return (0, "");
     }
 
     private static string NumericReference(long n)

@@ -145,13 +145,33 @@ public sealed class ClipModelTests
     }
 
     [Fact]
-    public void MissingVocabularyNamesTheTokenizerKey()
+    public void AFolderWithoutVocabularyUsesTheBuiltInOneAndMatchesTheGoldens()
+    {
+        // OpenAI / open_clip exports usually carry no vocabulary: the package's built-in CLIP vocabulary is used.
+        string dir = LinkFolder(("visual.onnx", Path.Combine(Fixtures.Onnx, "openai", "visual.onnx")),
+            ("textual.onnx", Path.Combine(Fixtures.Onnx, "openai", "textual.onnx")));
+        using var model = ClipModel.Load(dir);
+        Assert.True(model.Tokenizer.IsBuiltInVocabulary);
+        Assert.Equal(ClipTokenizer.BuiltInVocabularySource, model.Tokenizer.Source);
+        Assert.Contains("built-in", Vega.MLNet.Samples.Commands.InfoCommand.DescribeTokenizer(model.Tokenizer));
+        Assert.True(Fixtures.MaxAbsDiff(Normalized("openai_textual.f32", 32), model.EmbedTexts(GoldenTexts).Data) <= 1e-4);
+
+        using var own = ClipModel.Load(OpenAiFolder());
+        Assert.False(own.Tokenizer.IsBuiltInVocabulary);
+        string line = Vega.MLNet.Samples.Commands.InfoCommand.DescribeTokenizer(own.Tokenizer);
+        Assert.Contains("the model's own files", line);
+        Assert.Contains("bpe_simple_vocab_16e6.txt.gz", line);
+    }
+
+    [Fact]
+    public void AManifestNamingAMissingVocabularyNamesTheTokenizerKey()
     {
         string dir = LinkFolder(("visual.onnx", Path.Combine(Fixtures.Onnx, "openai", "visual.onnx")),
             ("textual.onnx", Path.Combine(Fixtures.Onnx, "openai", "textual.onnx")));
+        File.WriteAllText(Path.Combine(dir, "clip.json"), """{ "tokenizer": "no-such-vocab" }""");
         var e = Assert.Throws<ClipModelException>(() => ClipModel.Load(dir));
         Assert.Contains("\"tokenizer\"", e.Message);
-        Assert.Contains(dir, e.Message);
+        Assert.Contains("no-such-vocab", e.Message);
     }
 
     [Fact]
