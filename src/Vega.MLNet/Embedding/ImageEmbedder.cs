@@ -309,7 +309,7 @@ public static class ImageEmbedder
         }
     }
 
-    private static CacheKey PixelKey(RgbImage image)
+    internal static CacheKey PixelKey(RgbImage image)
     {
         Span<byte> header = stackalloc byte[8];
         BitConverter.TryWriteBytes(header, image.Width);

@@ -10,8 +10,9 @@ internal sealed class TextTower
     private readonly OnnxInput[] _extraInputs;
 
     private TextTower(OnnxSession session, string idsName, OnnxElementType idsType, string? maskName, string outputName,
-        int? fixedLength, int dimension, OnnxInput[] extraInputs)
+        int? fixedLength, int dimension, OnnxInput[] extraInputs, int? fixedBatch)
     {
+        FixedBatch = fixedBatch;
         _session = session;
         IdsName = idsName;
         IdsType = idsType;
@@ -29,6 +30,9 @@ internal sealed class TextTower
     public int? FixedLength { get; }
     public int Dimension { get; private set; }
     public OnnxSession Session => _session;
+
+    /// <summary>The batch size the export fixes (e.g. 1), or null when the batch dimension is dynamic.</summary>
+    public int? FixedBatch { get; }
 
     /// <summary>Learns the embedding width by one run when the model declares it symbolically.</summary>
     public void ProbeDimension(TokenBatch probe, int width, long padId)
@@ -87,7 +91,8 @@ internal sealed class TextTower
             throw new ClipModelException($"The text output '{output}' of '{file}' must be float32 [batch, dim]. Name the projected embedding output with \"text_output\" in clip.json.");
         int? fixedLength = ids.Shape[1] > 0 ? (int)ids.Shape[1] : null;
         int dimension = (int)output.Shape[1];
-        return new TextTower(session, ids.Name, ids.ElementType, mask?.Name, output.Name, fixedLength, dimension, extras.ToArray());
+        int? fixedBatch = ids.Shape[0] > 0 ? (int)ids.Shape[0] : null;
+        return new TextTower(session, ids.Name, ids.ElementType, mask?.Name, output.Name, fixedLength, dimension, extras.ToArray(), fixedBatch);
     }
 
     internal static OnnxTensorInfo Pick(OnnxSession session, string? configured, string key, string what, OnnxTensorInfo? detected, bool inputs)
@@ -114,22 +119,45 @@ internal sealed class TextTower
         return found;
     }
 
-    /// <summary>Runs the tower on rows of <paramref name="batch"/> and writes raw embeddings (B × D) to <paramref name="destination"/>.</summary>
+    /// <summary>Runs the tower on rows of <paramref name="batch"/> and writes raw embeddings (B × D) to <paramref name="destination"/>.
+    /// An export with a fixed batch size is run in slices of that size (a smaller last slice is padded).</summary>
     public void Run(TokenBatch batch, int width, long padId, Memory<float> destination, CancellationToken ct)
     {
         long[] ids = batch.IdsWithWidth(width, padId);
-        var inputs = new List<OnnxInput>(3 + _extraInputs.Length);
-        long[] shape = [batch.Count, width];
-        if (IdsType == OnnxElementType.Int64) inputs.Add(OnnxInput.Create(IdsName, ids, shape));
-        else inputs.Add(OnnxInput.Create(IdsName, Array.ConvertAll(ids, v => (int)v), shape));
-        if (MaskName is not null)
+        long[]? mask = MaskName is not null ? batch.AttentionMask(width) : null;
+        int step = FixedBatch ?? Math.Max(batch.Count, 1);
+        for (int start = 0; start < batch.Count; start += step)
         {
-            long[] mask = batch.AttentionMask(width);
-            if (IdsType == OnnxElementType.Int64) inputs.Add(OnnxInput.Create(MaskName, mask, shape));
-            else inputs.Add(OnnxInput.Create(MaskName, Array.ConvertAll(mask, v => (int)v), shape));
+            int n = Math.Min(step, batch.Count - start);
+            long[] sliceIds = Slice(ids, start * width, n * width, step * width, padId);
+            long[]? sliceMask = mask is null ? null : Slice(mask, start * width, n * width, step * width, 0);
+            var inputs = new List<OnnxInput>(3 + _extraInputs.Length);
+            long[] shape = [FixedBatch ?? n, width];
+            if (IdsType == OnnxElementType.Int64) inputs.Add(OnnxInput.Create(IdsName, sliceIds, shape));
+            else inputs.Add(OnnxInput.Create(IdsName, Array.ConvertAll(sliceIds, v => (int)v), shape));
+            if (MaskName is not null)
+            {
+                if (IdsType == OnnxElementType.Int64) inputs.Add(OnnxInput.Create(MaskName, sliceMask!, shape));
+                else inputs.Add(OnnxInput.Create(MaskName, Array.ConvertAll(sliceMask!, v => (int)v), shape));
+            }
+            inputs.AddRange(_extraInputs);
+            if (FixedBatch is int fb && n < fb)
+            {
+                var padded = new float[fb * Dimension];
+                _session.RunInto(inputs, [new OnnxOutputTarget(OutputName, padded, [fb, Dimension])], ct);
+                padded.AsSpan(0, n * Dimension).CopyTo(destination.Span.Slice(start * Dimension, n * Dimension));
+            }
+            else _session.RunInto(inputs, [new OnnxOutputTarget(OutputName, destination.Slice(start * Dimension, n * Dimension), [n, Dimension])], ct);
         }
-        inputs.AddRange(_extraInputs);
-        _session.RunInto(inputs, [new OnnxOutputTarget(OutputName, destination, [batch.Count, Dimension])], ct);
+    }
+
+    private static long[] Slice(long[] data, int offset, int length, int paddedLength, long pad)
+    {
+        if (offset == 0 && length == data.Length && paddedLength == length) return data;
+        var r = new long[paddedLength];
+        data.AsSpan(offset, length).CopyTo(r);
+        r.AsSpan(length).Fill(pad);
+        return r;
     }
 }
 
@@ -139,8 +167,9 @@ internal sealed class ImageTower
     private readonly OnnxSession _session;
     private readonly OnnxInput[] _extraInputs;
 
-    private ImageTower(OnnxSession session, string inputName, string outputName, int? fixedSize, int dimension, OnnxInput[] extras)
+    private ImageTower(OnnxSession session, string inputName, string outputName, int? fixedSize, int dimension, OnnxInput[] extras, int? fixedBatch)
     {
+        FixedBatch = fixedBatch;
         _session = session;
         InputName = inputName;
         OutputName = outputName;
@@ -154,11 +183,15 @@ internal sealed class ImageTower
     public int? FixedSize { get; }
     public int Dimension { get; private set; }
 
+    /// <summary>The batch size the export fixes (e.g. 1), or null when the batch dimension is dynamic.</summary>
+    public int? FixedBatch { get; }
+
     /// <summary>Learns the embedding width by one run when the model declares it symbolically.</summary>
     public void ProbeDimension(int size)
     {
         if (Dimension > 0) return;
-        var inputs = new List<OnnxInput> { OnnxInput.Create(InputName, new float[3 * size * size], 1, 3, size, size) };
+        int rows = FixedBatch ?? 1;
+        var inputs = new List<OnnxInput> { OnnxInput.Create(InputName, new float[rows * 3 * size * size], rows, 3, size, size) };
         inputs.AddRange(_extraInputs);
         using var r = _session.Run(inputs, [OutputName]);
         Dimension = (int)r.Describe(OutputName).Shape[1];
@@ -197,14 +230,36 @@ internal sealed class ImageTower
         int? size = input.Shape[2] > 0 ? (int)input.Shape[2] : null;
         if (input.Shape[2] > 0 && input.Shape[3] > 0 && input.Shape[2] != input.Shape[3])
             throw new ClipModelException($"The image input '{input}' of '{file}' is not square; Vega.MLNet's preprocessing produces square crops.");
-        return new ImageTower(session, input.Name, output.Name, size, (int)output.Shape[1], extras.ToArray());
+        int? fixedBatch = input.Shape[0] > 0 ? (int)input.Shape[0] : null;
+        return new ImageTower(session, input.Name, output.Name, size, (int)output.Shape[1], extras.ToArray(), fixedBatch);
     }
 
-    /// <summary>Runs the tower on <paramref name="count"/> CHW images and writes raw embeddings (count × D).</summary>
+    /// <summary>Runs the tower on <paramref name="count"/> CHW images and writes raw embeddings (count × D). An export with a
+    /// fixed batch size is run in slices of that size (a smaller last slice is zero-padded).</summary>
     public void Run(ReadOnlyMemory<float> pixels, int count, int size, Memory<float> destination, CancellationToken ct)
     {
-        var inputs = new List<OnnxInput>(1 + _extraInputs.Length) { OnnxInput.Create(InputName, pixels, count, 3, size, size) };
-        inputs.AddRange(_extraInputs);
-        _session.RunInto(inputs, [new OnnxOutputTarget(OutputName, destination, [count, Dimension])], ct);
+        int per = 3 * size * size;
+        int step = FixedBatch ?? Math.Max(count, 1);
+        for (int start = 0; start < count; start += step)
+        {
+            int n = Math.Min(step, count - start);
+            int rows = FixedBatch ?? n;
+            ReadOnlyMemory<float> slice = pixels.Slice(start * per, n * per);
+            if (rows > n)
+            {
+                var padded = new float[rows * per];
+                slice.Span.CopyTo(padded);
+                slice = padded;
+            }
+            var inputs = new List<OnnxInput>(1 + _extraInputs.Length) { OnnxInput.Create(InputName, slice, rows, 3, size, size) };
+            inputs.AddRange(_extraInputs);
+            if (rows > n)
+            {
+                var output = new float[rows * Dimension];
+                _session.RunInto(inputs, [new OnnxOutputTarget(OutputName, output, [rows, Dimension])], ct);
+                output.AsSpan(0, n * Dimension).CopyTo(destination.Span.Slice(start * Dimension, n * Dimension));
+            }
+            else _session.RunInto(inputs, [new OnnxOutputTarget(OutputName, destination.Slice(start * Dimension, n * Dimension), [n, Dimension])], ct);
+        }
     }
 }

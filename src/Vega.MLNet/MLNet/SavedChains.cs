@@ -1,0 +1,13 @@
+using Microsoft.ML;
+
+namespace Vega.MLNet;
+
+/// <summary>
+/// What each Vega.MLNet transformer saves as: a chain of ML.NET's own transformers that <c>ml.Model.Load</c> restores in
+/// any process (docs/mlnet.md, "Saving").
+/// </summary>
+internal static class SavedChains
+{
+    public static ICanSaveModel ImageEmbedding(ImageEmbeddingTransformer t) =>
+        throw new NotSupportedException("Saving an ImageEmbeddingTransformer is not implemented yet.");
+}
