@@ -7,8 +7,9 @@ using Vega.MLNet.Models;
 
 namespace Vega.MLNet;
 
-/// <summary>What an embedding transform does with an image it cannot read or decode.</summary>
-public enum ImageErrorHandling
+/// <summary>What an embedding transform does with an input it cannot embed (an unreadable image, a text longer than the
+/// model's context).</summary>
+public enum EmbeddingErrorHandling
 {
     /// <summary>Throw an <see cref="InvalidOperationException"/> naming the row and the file when the row's embedding is
     /// read (as ML.NET's LoadImages does).</summary>
@@ -93,9 +94,9 @@ public sealed class ImageEmbeddingEstimator : IEstimator<ImageEmbeddingTransform
         public long MaxPixels = DecodeOptions.Default.MaxPixels;
 
         /// <summary>What to do with an image that cannot be read or decoded.</summary>
-        public ImageErrorHandling OnError = ImageErrorHandling.Throw;
+        public EmbeddingErrorHandling OnError = EmbeddingErrorHandling.Throw;
 
-        /// <summary>With <see cref="ImageErrorHandling.MissingValue"/>: the String column that receives the reason (empty when
+        /// <summary>With <see cref="EmbeddingErrorHandling.MissingValue"/>: the String column that receives the reason (empty when
         /// the image was embedded); null gives <c>OutputColumnName + "Error"</c>.</summary>
         public string? ErrorColumnName;
 
@@ -162,7 +163,7 @@ public sealed class ImageEmbeddingTransformer : ITransformer, IDisposable
         }
         Embedder = new ImageBatchEmbedder(Model, _decode, _cache?.Cache, options.DecodeThreads);
         var added = new List<AddedColumn> { new(options.OutputColumnName, new VectorDataViewType(NumberDataViewType.Single, Model.EmbeddingDimension)) };
-        if (options.OnError == ImageErrorHandling.MissingValue) added.Add(new(ErrorColumnName!, TextDataViewType.Instance));
+        if (options.OnError == EmbeddingErrorHandling.MissingValue) added.Add(new(ErrorColumnName!, TextDataViewType.Instance));
         AddedColumns = added;
     }
 
@@ -181,7 +182,7 @@ public sealed class ImageEmbeddingTransformer : ITransformer, IDisposable
     public string InputColumnName => _options.InputColumnName;
 
     /// <summary>The error column, or null when errors throw.</summary>
-    public string? ErrorColumnName => _options.OnError == ImageErrorHandling.MissingValue ? _options.ErrorColumnName ?? _options.OutputColumnName + "Error" : null;
+    public string? ErrorColumnName => _options.OnError == EmbeddingErrorHandling.MissingValue ? _options.ErrorColumnName ?? _options.OutputColumnName + "Error" : null;
 
     /// <summary>Width D of the embedding vectors.</summary>
     public int EmbeddingDimension => Model.EmbeddingDimension;
@@ -359,17 +360,17 @@ public sealed class ImageEmbeddingTransformer : ITransformer, IDisposable
     }
 }
 
-/// <summary>Writing embedding rows into ML.NET vectors, with the error behaviour of <see cref="ImageErrorHandling"/>.</summary>
+/// <summary>Writing embedding rows into ML.NET vectors, with the error behaviour of <see cref="EmbeddingErrorHandling"/>.</summary>
 internal static class EmbeddingValues
 {
-    public static void Write(ref VBuffer<float> dst, ReadOnlySpan<float> row, string? error, long position, string name, ImageErrorHandling onError)
+    public static void Write(ref VBuffer<float> dst, ReadOnlySpan<float> row, string? error, long position, string name, EmbeddingErrorHandling onError, string what = "image")
     {
         var editor = VBufferEditor.Create(ref dst, row.Length);
         if (error is null) row.CopyTo(editor.Values);
-        else if (onError == ImageErrorHandling.MissingValue) editor.Values.Fill(float.NaN);
+        else if (onError == EmbeddingErrorHandling.MissingValue) editor.Values.Fill(float.NaN);
         else
             throw new InvalidOperationException(
-                $"Cannot embed the image of row {position} ({name}): {error}. To keep going instead, set OnError = ImageErrorHandling.MissingValue " +
+                $"Cannot embed the {what} of row {position} ({name}): {error}. To keep going instead, set OnError = EmbeddingErrorHandling.MissingValue " +
                 "(the row gets a NaN embedding and the reason in an error column) and drop such rows with ml.Data.FilterRowsByMissingValues.");
         dst = editor.Commit();
     }
@@ -380,7 +381,7 @@ internal static class EmbeddingValues
 /// other column comes from a second input cursor that moves in step with this one, so read-ahead never shifts them.
 /// </summary>
 internal sealed class BatchedEmbeddingCursor<TBatch>(RowMapping mapping, DataViewRowCursor follower, ReadAheadPipeline<TBatch> pipeline,
-    bool[] activeAdded, int dimension, ImageErrorHandling onError, Func<TBatch, (int Count, float[] Rows, string?[] Errors, string[] Names)> view)
+    bool[] activeAdded, int dimension, EmbeddingErrorHandling onError, Func<TBatch, (int Count, float[] Rows, string?[] Errors, string[] Names)> view, string what = "image")
     : DataViewRowCursor where TBatch : class
 {
     private TBatch? _batch;
@@ -420,7 +421,7 @@ internal sealed class BatchedEmbeddingCursor<TBatch>(RowMapping mapping, DataVie
             ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
             {
                 if (_position < 0) throw new InvalidOperationException("The cursor is not on a row; call MoveNext first.");
-                EmbeddingValues.Write(ref dst, _view.Rows.AsSpan(_index * dimension, dimension), _view.Errors[_index], _position, _view.Names[_index], onError);
+                EmbeddingValues.Write(ref dst, _view.Rows.AsSpan(_index * dimension, dimension), _view.Errors[_index], _position, _view.Names[_index], onError, what);
             })
             : (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> dst) => dst = (_view.Errors[_index] ?? "").AsMemory());
         return getter as ValueGetter<TValue>

@@ -10,4 +10,10 @@ internal static class SavedChains
 {
     public static ICanSaveModel ImageEmbedding(ImageEmbeddingTransformer t) =>
         throw new NotSupportedException("Saving an ImageEmbeddingTransformer is not implemented yet.");
+
+    public static ICanSaveModel TextEmbedding(TextEmbeddingTransformer t) =>
+        throw new NotSupportedException("Saving a TextEmbeddingTransformer is not implemented yet.");
+
+    public static ICanSaveModel ZeroShot(ZeroShotTransformer t) =>
+        throw new NotSupportedException("Saving a ZeroShotTransformer is not implemented yet.");
 }

@@ -64,7 +64,7 @@ public static class VegaCatalog
     /// var pipeline = ml.Transforms.EmbedImages(new ImageEmbeddingEstimator.Options
     /// {
     ///     ModelPath = "models/clip-vit-b32", InputColumnName = "ImagePath", CacheDirectory = ".vega-cache",
-    ///     OnError = ImageErrorHandling.MissingValue,   // unreadable images: NaN embedding + "ImageEmbeddingError"
+    ///     OnError = EmbeddingErrorHandling.MissingValue,   // unreadable images: NaN embedding + "ImageEmbeddingError"
     /// });
     /// var clean = ml.Data.FilterRowsByMissingValues(pipeline.Fit(data).Transform(data), "ImageEmbedding");
     /// </code>
@@ -73,5 +73,119 @@ public static class VegaCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         return new ImageEmbeddingEstimator(options);
+    }
+
+    /// <summary>
+    /// Create a <see cref="TextEmbeddingEstimator"/>, which embeds the texts of <paramref name="inputColumnName"/> with the
+    /// text tower of a CLIP model into <paramref name="outputColumnName"/>.
+    /// </summary>
+    /// <param name="catalog">The transform's catalog.</param>
+    /// <param name="outputColumnName">Name of the column resulting from the transformation of <paramref name="inputColumnName"/>:
+    /// a known-sized vector of <see cref="System.Single"/>, L2-normalised.</param>
+    /// <param name="modelPath">The model folder or clip.json file (docs/models.md).</param>
+    /// <param name="inputColumnName">Name of the text column (<see cref="System.String"/>). If null, <paramref name="outputColumnName"/> is used.</param>
+    /// <param name="gpuDeviceId">The CUDA device to run on, or null for the CPU.</param>
+    /// <param name="fallbackToCpu">If true and the GPU cannot be used, run on the CPU after one warning instead of throwing.</param>
+    /// <remarks>
+    /// <para>The model is loaded when the estimator is created. Dispose the fitted transformer to release it.</para>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// <para>See <see cref="TextEmbeddingEstimator"/> for the estimator characteristics and the options.</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var texts = ml.Data.LoadFromEnumerable(new[] { new { Text = "a photo of a cat." }, new { Text = "a photo of a dog." } });
+    /// using var embed = ml.Transforms.EmbedText("TextEmbedding", modelPath: "models/clip-vit-b32", inputColumnName: "Text").Fit(texts);
+    /// float[][] vectors = embed.Transform(texts).GetColumn&lt;float[]&gt;("TextEmbedding").ToArray();
+    /// </code>
+    /// </example>
+    public static TextEmbeddingEstimator EmbedText(this TransformsCatalog catalog, string outputColumnName, string modelPath,
+        string? inputColumnName = null, int? gpuDeviceId = null, bool fallbackToCpu = false)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new TextEmbeddingEstimator(new TextEmbeddingEstimator.Options
+        {
+            OutputColumnName = outputColumnName,
+            ModelPath = modelPath,
+            InputColumnName = inputColumnName ?? outputColumnName,
+            GpuDeviceId = gpuDeviceId,
+            FallbackToCpu = fallbackToCpu,
+        });
+    }
+
+    /// <summary>Create a <see cref="TextEmbeddingEstimator"/> with every option (batch size, threads, truncation, errors).</summary>
+    /// <param name="catalog">The transform's catalog.</param>
+    /// <param name="options">The options, including the model path and both column names.</param>
+    /// <remarks>
+    /// <para>The model is loaded when the estimator is created. Dispose the fitted transformer to release it.</para>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var embed = ml.Transforms.EmbedText(new TextEmbeddingEstimator.Options
+    /// {
+    ///     ModelPath = "models/clip-vit-b32", InputColumnName = "Caption", OutputColumnName = "CaptionEmbedding", Truncate = true,
+    /// });
+    /// </code>
+    /// </example>
+    public static TextEmbeddingEstimator EmbedText(this TransformsCatalog catalog, TextEmbeddingEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new TextEmbeddingEstimator(options);
+    }
+
+    /// <summary>
+    /// Create a <see cref="ZeroShotEstimator"/>, a multiclass classifier without training data: it scores the image
+    /// embeddings of <paramref name="featureColumnName"/> against a prompt for each of <paramref name="classNames"/>
+    /// and adds <c>Score</c> and <c>PredictedLabel</c>, as ML.NET's multiclass trainers do.
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers' catalog.</param>
+    /// <param name="modelPath">The model whose text tower embeds the prompts: the same model that produced the image embeddings.</param>
+    /// <param name="classNames">The class names, in key order (at least 2, distinct).</param>
+    /// <param name="featureColumnName">The image embedding column, a known-sized vector of <see cref="System.Single"/>.</param>
+    /// <param name="gpuDeviceId">The CUDA device for embedding the prompts, or null for the CPU.</param>
+    /// <param name="fallbackToCpu">If true and the GPU cannot be used, run on the CPU after one warning instead of throwing.</param>
+    /// <remarks>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// <para>See <see cref="ZeroShotEstimator"/> for the estimator characteristics and the options (prompt templates, logit scale).</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// string[] classes = ["cat", "dog", "bird"];
+    /// var pipeline = ml.Transforms.EmbedImages("ImageEmbedding", modelPath: dir, inputColumnName: "ImagePath")
+    ///     .Append(ml.MulticlassClassification.Trainers.ZeroShot(modelPath: dir, classNames: classes, featureColumnName: "ImageEmbedding"))
+    ///     .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedClass", "PredictedLabel"));
+    /// var model = pipeline.Fit(images);
+    /// </code>
+    /// </example>
+    public static ZeroShotEstimator ZeroShot(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string modelPath,
+        IReadOnlyList<string> classNames, string featureColumnName = VegaColumnNames.ImageEmbedding, int? gpuDeviceId = null, bool fallbackToCpu = false)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new ZeroShotEstimator(new ZeroShotEstimator.Options
+        {
+            ModelPath = modelPath,
+            ClassNames = classNames,
+            FeatureColumnName = featureColumnName,
+            GpuDeviceId = gpuDeviceId,
+            FallbackToCpu = fallbackToCpu,
+        });
+    }
+
+    /// <summary>Create a <see cref="ZeroShotEstimator"/> with every option (prompt templates, logit scale, column names).</summary>
+    /// <param name="catalog">The multiclass trainers' catalog.</param>
+    /// <param name="options">The options, including the model path and the class names.</param>
+    /// <remarks><para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para></remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var zeroShot = ml.MulticlassClassification.Trainers.ZeroShot(new ZeroShotEstimator.Options
+    /// {
+    ///     ModelPath = dir, ClassNames = classes, Templates = ["a photo of a {}.", "a blurry photo of a {}."],
+    /// });
+    /// </code>
+    /// </example>
+    public static ZeroShotEstimator ZeroShot(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, ZeroShotEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new ZeroShotEstimator(options);
     }
 }

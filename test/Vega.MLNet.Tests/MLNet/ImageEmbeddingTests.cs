@@ -159,7 +159,7 @@ public sealed class ImageEmbeddingTests
         var data = ml.Data.LoadFromEnumerable(rows);
         using var t = ml.Transforms.EmbedImages(new ImageEmbeddingEstimator.Options
         {
-            ModelPath = Hf, InputColumnName = "ImagePath", OnError = ImageErrorHandling.MissingValue, BatchSize = 2,
+            ModelPath = Hf, InputColumnName = "ImagePath", OnError = EmbeddingErrorHandling.MissingValue, BatchSize = 2,
         }).Fit(data);
         var view = t.Transform(data);
         var errors = view.GetColumn<string>("ImageEmbeddingError").ToArray();
