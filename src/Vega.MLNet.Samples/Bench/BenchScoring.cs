@@ -20,7 +20,7 @@ internal static class BenchScoring
         var classes = new Option<int>("--classes") { Description = "Number of classes C.", DefaultValueFactory = _ => 1000 };
         var dim = new Option<int>("--dim") { Description = "Embedding dimension D.", DefaultValueFactory = _ => 512 };
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats per mode (median reported).", DefaultValueFactory = _ => 3 };
-        var modes = new Option<string>("--modes") { Description = "Comma-separated covariance modes: diagonal, isotropic, full-lw, full-fixed, mean-cosine.", DefaultValueFactory = _ => "diagonal,isotropic,mean-cosine,full-lw" };
+        var modes = new Option<string>("--modes") { Description = "Comma-separated modes: diagonal, isotropic, full-lw, full-fixed, mean-cosine, paper (the exact paper preset), paper-pN (the paper preset in the top-N pooled subspace; its error against paper is reported when both run).", DefaultValueFactory = _ => "diagonal,isotropic,mean-cosine,full-lw" };
         var towers = new Option<string?>("--towers") { Description = "Folder with visual.onnx and textual.onnx (openai layout) for the end-to-end share; default ../shared/bench/openai-vit-b32." };
         var log = new Option<string?>("--log") { Description = "Benchmark log to append to (default docs/benchmarks.md)." };
         var command = new Command("scoring", "Label-free scoring (VEGA + baselines) of N×D synthetic embeddings with C classes: time, memory, end-to-end share.");
@@ -37,6 +37,7 @@ internal static class BenchScoring
         var (imageEmbeddings, textEmbeddings) = Generate(n, c, d, seed: 1);
         var report = new BenchmarkReport("Label-free scoring (VEGA + baselines)", args);
         double defaultSeconds = double.NaN;
+        var firstRuns = new Dictionary<string, ModelScores>();
         foreach (string mode in modeList.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             var vega = mode switch
@@ -46,10 +47,13 @@ internal static class BenchScoring
                 "full-lw" => new VegaOptions { Covariance = CovarianceMode.FullLedoitWolf },
                 "full-fixed" => new VegaOptions { Covariance = CovarianceMode.FullFixedShrinkage },
                 "mean-cosine" => new VegaOptions { EdgeKind = VisualEdgeKind.MeanCosine },
-                _ => throw new ArgumentException($"Unknown mode '{mode}'; use diagonal, isotropic, full-lw, full-fixed or mean-cosine."),
+                "paper" => VegaOptions.Paper,
+                _ when mode.StartsWith("paper-p", StringComparison.Ordinal) && int.TryParse(mode.AsSpan(7), out int p) && p > 0 => VegaOptions.Paper with { FullSubspaceDimension = p },
+                _ => throw new ArgumentException($"Unknown mode '{mode}'; use diagonal, isotropic, full-lw, full-fixed, mean-cosine, paper or paper-pN."),
             };
             var options = new SelectionOptions { Vega = vega with { KeepEdgeMatrices = false } };
-            string label = mode == "full-lw" || mode == "full-fixed" ? $"{mode} (subspace p={vega.FullSubspaceDimension})" : mode;
+            string label = mode is "full-lw" or "full-fixed" ? $"{mode} (subspace p={vega.FullSubspaceDimension})"
+                : mode == "paper" ? "paper (exact full covariance)" : mode.StartsWith("paper-p", StringComparison.Ordinal) ? $"paper, subspace p={vega.FullSubspaceDimension}" : mode;
 
             // Peak memory of one run: reset the kernel's peak-RSS mark (Linux clear_refs 5), run, read VmHWM.
             GC.Collect(2, GCCollectionMode.Forced, true, true);
@@ -65,7 +69,11 @@ internal static class BenchScoring
             var first = ModelSelector.Finish(acc, statsTime);
             long allocated = GC.GetTotalAllocatedBytes(true) - allocated0;
             long peak = ReadStatusKb("VmHWM") * 1024;
-            Console.WriteLine($"{label}: first run {first.ScoringTime.TotalSeconds:F2} s (statistics {first.StatisticsTime.TotalSeconds:F2} s, graph {first.GraphTime.TotalSeconds:F2} s), VEGA {first.Vega.Score:F4}");
+            long b0 = Stopwatch.GetTimestamp();
+            var boot = Bootstrap.Replicates(first.Material!, options.Bootstrap);
+            double bootSeconds = Stopwatch.GetElapsedTime(b0).TotalSeconds;
+            firstRuns[mode] = first;
+            Console.WriteLine($"{label}: first run {first.ScoringTime.TotalSeconds:F2} s (statistics {first.StatisticsTime.TotalSeconds:F2} s, graph {first.GraphTime.TotalSeconds:F2} s), VEGA {first.Vega.Score:F6} (s_e {first.Vega.EdgeScore:F6}), bootstrap {bootSeconds:F2} s");
 
             var stats = new List<double>();
             var graph = new List<double>();
@@ -83,9 +91,17 @@ internal static class BenchScoring
             report.Add($"  statistics state, {label}", stateBytes / 1048576.0, "MiB", $"{input} (grows with C·D or C·D², not N)");
             report.Add($"  allocated during one run, {label}", allocated / 1048576.0, "MiB", input);
             if (reset) report.Add($"  peak RSS above baseline, {label}", (peak - rssBefore) / 1048576.0, "MiB", $"{input}; baseline (inputs loaded) {rssBefore / 1048576.0:F0} MiB");
+            report.Add($"  bootstrap of one model ({options.Bootstrap.Replicates} replicates), {label}", bootSeconds, "s", input);
             if (mode == "diagonal") defaultSeconds = median;
         }
-
+        // The subspace approximations against the exact paper preset on the same data.
+        if (firstRuns.TryGetValue("paper", out var exact))
+            foreach (var (mode, approx) in firstRuns)
+            {
+                if (!mode.StartsWith("paper-p", StringComparison.Ordinal)) continue;
+                double dv = Math.Abs(approx.Vega.Score - exact.Vega.Score), de = Math.Abs(approx.Vega.EdgeScore - exact.Vega.EdgeScore);
+                report.AddText($"  error of {mode} against the exact paper preset", $"|ΔVEGA| {dv:G3}, |Δs_e| {de:G3}, |Δr| {2 * de:G3} (exact s_e {exact.Vega.EdgeScore:F6}, approximate {approx.Vega.EdgeScore:F6})", input);
+            }
         string folder = towers ?? FindTowers();
         if (!double.IsNaN(defaultSeconds) && File.Exists(Path.Combine(folder, "visual.onnx")))
         {

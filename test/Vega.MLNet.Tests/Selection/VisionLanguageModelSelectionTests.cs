@@ -66,7 +66,7 @@ public sealed class VisionLanguageModelSelectionTests
         Assert.Contains("named 'hf'", Assert.Throws<ArgumentException>(() =>
             VisionLanguageModelSelection.SelectVisionLanguageModel([hf, hf], source, ["cat", "dog"])).Message);
         Assert.Contains("No candidate models", Assert.Throws<ArgumentException>(() =>
-            VisionLanguageModelSelection.SelectVisionLanguageModel([], source, ["cat", "dog"])).Message);
+            VisionLanguageModelSelection.SelectVisionLanguageModel(Array.Empty<ClipModel>(), source, ["cat", "dog"])).Message);
         var bad = ImageSource.FromPaths([Path.Combine(Fixtures.Images, "bad", "empty.jpg")]);
         Assert.Contains("could be read", Assert.Throws<ArgumentException>(() =>
             VisionLanguageModelSelection.SelectVisionLanguageModel([hf], bad, ["cat", "dog"])).Message);
