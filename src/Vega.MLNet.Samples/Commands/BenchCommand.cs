@@ -20,6 +20,7 @@ internal static class BenchCommand
         yield return BenchText.Create();
         yield return BenchImages.Create();
         yield return BenchScoring.Create();
+        yield return BenchSelectors.Create();
         yield return BenchTensor.Create();
         yield return BenchAape.Create();
         yield return BenchPromptStep.Create();

@@ -47,6 +47,7 @@ internal static unsafe class Float64Kernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile512(double* a, long ar, long ai, double* b, long ldb, int k, double* output)
     {
         Vector512<double> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
@@ -72,6 +73,7 @@ internal static unsafe class Float64Kernels
     }
 
     // A 4×8 quarter of the tile with 256-bit vectors (8 accumulators: fits the 16 registers of AVX2).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile256(double* a, long ar, long ai, double* b, long ldb, int k, double* output)
     {
         Vector256<double> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
@@ -121,6 +123,7 @@ internal static unsafe class Float64Kernels
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SyrkUpperRows(double* x, long ldx, int k, int n, double alpha, double* target, long* rowBase, int rowStart, int rowEnd)
     {
         double* tile = stackalloc double[TileRows * TileColumns];
@@ -148,7 +151,7 @@ internal static unsafe class Float64Kernels
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AddTile(double* tile, double alpha, double* target, long* rowBase, int i0, int j0)
     {
         for (int a = 0; a < TileRows; a++)
@@ -174,6 +177,7 @@ internal static unsafe class Float64Kernels
     /// the columns of <paramref name="bt"/> (the transposed right operand, <see cref="Padded"/>(cols) wide). Row i0+7
     /// of <paramref name="a"/> must be readable for every started tile (callers keep 7 rows of slack).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MultiplyRowsByColumns(double* a, long lda, int rows, double* bt, long ldb, int cols, int k, double* output, long ldo)
     {
         double* tile = stackalloc double[TileRows * TileColumns];
@@ -192,10 +196,12 @@ internal static unsafe class Float64Kernels
     /// row-major with stride <paramref name="ld"/> ≥ <see cref="Padded"/>(n); only the upper triangle (j ≥ i) is read and
     /// overwritten by U. Returns ln det A = 2 Σ ln U_ii, or NaN when A is not positive definite (a pivot ≤ 0 or not finite).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double CholeskyUpper(double* a, long ld, int n)
     {
         double logDet = 0;
         long* rowBase = stackalloc long[n];
+        double* tile = stackalloc double[TileRows * TileColumns];
         for (int s = 0; s < n; s += CholeskyBlock)
         {
             int b = Math.Min(CholeskyBlock, n - s);
@@ -218,20 +224,34 @@ internal static unsafe class Float64Kernels
             }
             int m = n - s - b;
             if (m == 0) break;
-            // 2. The panel U12 = U11⁻ᵀ A12, in column chunks that stay in L1.
-            for (int c0 = 0; c0 < m; c0 += 32)
+            // 2. The panel U12 = U11⁻ᵀ A12, eight rows at a time: the rows above through the tile kernel
+            //    (A12[j0..j0+8) −= U11[0..j0, j0..j0+8)ᵀ · U12[0..j0)), then the 8×8 triangle by substitution.
+            double* panel = a + s * ld + s + b;
+            for (int j0 = 0; j0 < b; j0 += TileRows)
             {
-                int w = Math.Min(32, m - c0);
-                for (int j = 0; j < b; j++)
+                int jb = Math.Min(TileRows, b - j0);
+                if (j0 > 0)
+                    for (int c0 = 0; c0 < m; c0 += TileColumns)
+                    {
+                        Tile(a + s * ld + s + j0, ld, 1, panel + c0, ld, j0, tile);
+                        int nc = Math.Min(TileColumns, m - c0);
+                        for (int x = 0; x < jb; x++)
+                        {
+                            double* row = panel + (j0 + x) * ld + c0;
+                            double* t = tile + x * TileColumns;
+                            for (int c = 0; c < nc; c++) row[c] -= t[c];
+                        }
+                    }
+                for (int j = j0; j < j0 + jb; j++)
                 {
-                    double* rj = a + (s + j) * ld + s + b + c0;
-                    for (int l = 0; l < j; l++)
+                    double* rj = panel + j * ld;
+                    for (int l = j0; l < j; l++)
                     {
                         double u = a[(s + l) * ld + s + j];
-                        if (u != 0) DenseMath.Axpy(-u, a + (s + l) * ld + s + b + c0, rj, w);
+                        if (u != 0) DenseMath.Axpy(-u, panel + l * ld, rj, m);
                     }
                     double inv = 1 / a[(s + j) * ld + s + j];
-                    for (int c = 0; c < w; c++) rj[c] *= inv;
+                    for (int c = 0; c < m; c++) rj[c] *= inv;
                 }
             }
             // 3. The trailing matrix: A22 −= U12ᵀ U12 (upper triangle).
@@ -242,6 +262,7 @@ internal static unsafe class Float64Kernels
     }
 
     /// <summary>Solves Uᵀy = v in place (v becomes y) with the upper factor from <see cref="CholeskyUpper"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SolveUpperTransposed(double* u, long ld, int n, double* v)
     {
         for (int j = 0; j < n; j++)
