@@ -102,7 +102,7 @@ internal static class BenchScoring
             {
                 if (!mode.StartsWith("paper-p", StringComparison.Ordinal)) continue;
                 double dv = Math.Abs(approx.Vega.Score - exact.Vega.Score), de = Math.Abs(approx.Vega.EdgeScore - exact.Vega.EdgeScore);
-                report.AddText($"  error of {mode} against the exact paper preset", $"|ΔVEGA| {dv:G3}, |Δs_e| {de:G3}, |Δr| {2 * de:G3} (exact s_e {exact.Vega.EdgeScore:F6}, approximate {approx.Vega.EdgeScore:F6})", input);
+                report.AddText($"  error of {mode} against the exact paper preset", $"abs. error: VEGA {dv:G3}, s_e {de:G3}, r {2 * de:G3} (exact s_e {exact.Vega.EdgeScore:F6}, approximate {approx.Vega.EdgeScore:F6})", input);
             }
         string folder = towers ?? FindTowers();
         if (!double.IsNaN(defaultSeconds) && File.Exists(Path.Combine(folder, "visual.onnx")))

@@ -22,7 +22,7 @@ internal static class RankCommand
         var images = new Option<string>("--images") { Description = "Folder of images, CSV manifest (path[,label]) or IDX image file.", Required = true };
         var classes = new Option<string>("--classes") { Description = "Text file with one class name per line.", Required = true };
         var templates = new Option<string?>("--templates") { Description = "Prompt templates file, one per line with {} for the class name (default \"a photo of a {}.\")." };
-        var metric = new Option<string>("--metric") { Description = $"Metric that orders the models: {string.Join(", ", SelectionMetrics.All.Select(SelectionMetrics.Name))}.", DefaultValueFactory = _ => "vega" };
+        var metric = new Option<string>("--metric") { Description = $"Metric that orders the models: {string.Join(", ", SelectionMetrics.All.Select(SelectionMetrics.Name))}.", DefaultValueFactory = _ => "dispersity" };
         var report = new Option<string?>("--report") { Description = "Write a self-contained HTML report here." };
         var json = new Option<string?>("--json") { Description = "Write every score (and the evaluation) as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (re-runs reuse it).", DefaultValueFactory = _ => ".vega-cache" };

@@ -527,21 +527,33 @@ internal static class VisualGraph
         for (int i = 0; i < v; i++)
             if (failed[i]) return $"the covariance of class {valid[i]} is not positive definite; raise VarianceFloor";
 
-        // Pairwise D_B.
-        int anyFailed = 0;
+        // Pairwise D_B: Ā = (A_i + A_j)/2 by the blocked upper Cholesky (stride padded for the tile kernel).
+        int anyFailed = 0, ldp = Float64Kernels.Padded(p);
         Parallel.For(0, v, po, i =>
         {
-            double[] work = ArrayPool<double>.Shared.Rent(p * p + p + d);
-            Span<double> bar = work.AsSpan(0, p * p), y = work.AsSpan(p * p, p), delta = work.AsSpan(p * p + p, d);
+            double[] work = ArrayPool<double>.Shared.Rent(p * ldp + p + d);
+            Span<double> y = work.AsSpan(p * ldp, p), delta = work.AsSpan(p * ldp + p, d);
             for (int j = i + 1; j < v; j++)
             {
-                TensorPrimitives.Add<double>(a.AsSpan(i * p * p, p * p), a.AsSpan(j * p * p, p * p), bar);
-                TensorPrimitives.Multiply<double>(bar, 0.5, bar);
-                double ld = DenseMath.CholeskyLogDet(bar, p);
+                for (int r = 0; r < p; r++)
+                {
+                    Span<double> row = work.AsSpan(r * ldp + r, p - r);
+                    TensorPrimitives.Add<double>(a.AsSpan(i * p * p + r * p + r, p - r), a.AsSpan(j * p * p + r * p + r, p - r), row);
+                    TensorPrimitives.Multiply<double>(row, 0.5, row);
+                }
+                double ld;
+                unsafe
+                {
+                    fixed (double* pw = work) ld = Float64Kernels.CholeskyUpper(pw, ldp, p);
+                }
                 if (double.IsNaN(ld)) { Interlocked.Exchange(ref anyFailed, 1); distances[i * v + j] = distances[j * v + i] = double.NaN; continue; }
                 TensorPrimitives.Subtract<double>(proj.AsSpan(i * p, p), proj.AsSpan(j * p, p), y);
                 double projected = TensorPrimitives.SumOfSquares<double>(y);
-                DenseMath.ForwardSubstitute(bar, p, y);
+                unsafe
+                {
+                    fixed (double* pw = work)
+                    fixed (double* py = y) Float64Kernels.SolveUpperTransposed(pw, ldp, p, py);
+                }
                 double db = TensorPrimitives.SumOfSquares<double>(y) / 8 + 0.5 * (ld - 0.5 * (logDet[i] + logDet[j]));
                 TensorPrimitives.Subtract<double>(means.AsSpan(i * d, d), means.AsSpan(j * d, d), delta);
                 double r2 = Math.Max(TensorPrimitives.SumOfSquares<double>(delta) - projected, 0);

@@ -26,7 +26,7 @@ public sealed class HtmlReportTests
             var r = new Random(500 + i);
             return ($"clip-{i} <noise {level}> & co", Synthetic.Around(r, protos, d, labels, level), Synthetic.Around(r, protos, d, Enumerable.Range(0, Classes).ToArray(), 0.3));
         }).ToArray();
-        var (ranking, evaluation) = SelectionEvaluation.RankAndEvaluate(candidates, labels, new SelectionOptions { Vega = new VegaOptions { MinImagesPerClass = 2 } });
+        var (ranking, evaluation) = SelectionEvaluation.RankAndEvaluate(candidates, labels, new SelectionOptions { Metric = SelectionMetric.Vega, Vega = new VegaOptions { MinImagesPerClass = 2 } });
         return (ranking, evaluation, Enumerable.Range(0, Classes).Select(k => $"class \"{k}\" <b>").ToArray());
     });
 

@@ -19,7 +19,7 @@ public sealed class JsonReportTests
         using var doc = JsonDocument.Parse(JsonReport.Serialize(ranking, evaluation, includeEdgeMatrices: true));
         var root = doc.RootElement;
         Assert.Equal(JsonReport.SchemaVersion, root.GetProperty("schemaVersion").GetInt32());
-        Assert.Equal("vega", root.GetProperty("metric").GetString());
+        Assert.Equal("dispersity", root.GetProperty("metric").GetString()); // the default selector
         Assert.Equal(ranking.Chosen.ModelName, root.GetProperty("chosen").GetString());
         var models = root.GetProperty("models").EnumerateArray().ToArray();
         Assert.Equal(ranking.Models.Select(m => m.ModelName), models.Select(m => m.GetProperty("name").GetString()));

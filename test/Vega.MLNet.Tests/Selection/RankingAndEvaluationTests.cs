@@ -183,7 +183,7 @@ public sealed class RankingAndEvaluationTests(ITestOutputHelper output)
             var images = Synthetic.Around(r, protos, d, labels, level);
             return ($"model-{(char)('A' + (i * 5) % 8)}-{level}", images, texts);
         }).ToArray();
-        var options = new SelectionOptions { Vega = new VegaOptions { Covariance = mode } };
+        var options = new SelectionOptions { Metric = SelectionMetric.Vega, Vega = new VegaOptions { Covariance = mode } };
         var (ranking, eval) = SelectionEvaluation.RankAndEvaluate(candidates, labels, options, topK: 3);
         var accuracies = candidates.Select(m => eval.Accuracies[m.Item1]).ToArray();
         for (int i = 1; i < accuracies.Length; i++) Assert.True(accuracies[i] < accuracies[i - 1], "the zoo's accuracy decreases with noise: " + string.Join(", ", accuracies));
