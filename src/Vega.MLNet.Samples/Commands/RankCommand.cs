@@ -240,7 +240,7 @@ internal static class RankCommand
         AnsiConsole.MarkupLine($"chosen: [bold]{Markup.Escape(result.ChosenModel)}[/]   ({result.Elapsed.TotalSeconds:F1} s, scoring {ranking.TotalTime.TotalMilliseconds:F0} ms)");
         if (ranking.ChosenProbability is double cp)
             AnsiConsole.MarkupLine(ranking.TooCloseToCall
-                ? $"[yellow]too close to call[/]: the {100 * ranking.Options.Bootstrap.Level:F0} % intervals of the first two models overlap; P(best) of the chosen model = {cp.ToString("P0", CultureInfo.InvariantCulture)}"
+                ? $"[yellow]too close to call[/]: the {100 * ranking.Options.Bootstrap.Level:F0} % intervals of the first two models overlap; compared on the same resampled images, the chosen model is ahead in {cp.ToString("P0", CultureInfo.InvariantCulture)} of {ranking.Options.Bootstrap.Replicates} replicates (P(best))"
                 : $"P(best) of the chosen model = {cp.ToString("P0", CultureInfo.InvariantCulture)} ({ranking.Options.Bootstrap.Replicates} bootstrap replicates); its interval does not overlap the runner-up's");
         foreach (var w in ranking.Warnings) CliErrors.Warn(w);
         foreach (var s in ranking.Models)

@@ -93,7 +93,7 @@ public static class HtmlReport
         if (r.ChosenProbability is double p)
         {
             string interval = chosen.Interval(r.Metric) is { } iv ? $"; {Pct(r.Options.Bootstrap.Level)} interval [{F(iv.Lower)}, {F(iv.Upper)}]" : "";
-            sb.Append(Inv, $"<p id=\"confidence\" class=\"{(r.TooCloseToCall ? "close" : "clear")}\">{(r.TooCloseToCall ? "<strong>Too close to call:</strong> the bootstrap intervals of the first two models overlap. " : "")}Bootstrap probability that <strong>{Enc(chosen.ModelName)}</strong> is the best under <code>{metric}</code>: {Pct(p)} ({r.Options.Bootstrap.Replicates} paired replicates{interval}).</p>\n");
+            sb.Append(Inv, $"<p id=\"confidence\" class=\"{(r.TooCloseToCall ? "close" : "clear")}\">{(r.TooCloseToCall ? "<strong>Too close to call:</strong> the bootstrap intervals of the first two models overlap. " : "")}Bootstrap probability that <strong>{Enc(chosen.ModelName)}</strong> is the best under <code>{metric}</code>, comparing the models on the same resampled images: {Pct(p)} ({r.Options.Bootstrap.Replicates} paired replicates{interval}).</p>\n");
         }
         if (e is not null)
         {

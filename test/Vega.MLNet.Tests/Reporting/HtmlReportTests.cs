@@ -48,6 +48,37 @@ public sealed class HtmlReportTests
     }
 
     [Fact]
+    public void TheReportShowsIntervalsTheChoicesProbabilityTheRandomExpectationAndTrials()
+    {
+        var (ranking, evaluation, _) = Zoo.Value;
+        string html = HtmlReport.Render(ranking, evaluation, Options);
+        Assert.Matches("<p id=\"confidence\" class=\"(close|clear)\">", html);
+        Assert.Contains(Pct(ranking.ChosenProbability!.Value), Regex.Match(html, "<p id=\"confidence\".*?</p>", RegexOptions.Singleline).Value);
+        Assert.Equal(ranking.Models.Count, Regex.Matches(html, "<td class=\"num interval\">\\[").Count);
+        Assert.Equal(ranking.Models.Count, Regex.Matches(html, "<td class=\"num probability\">").Count);
+        var random = Regex.Match(html, "<tr class=\"metric-row expected\" data-metric=\"random\">.*?</tr>", RegexOptions.Singleline).Value;
+        Assert.Contains("(expected)", random);
+        Assert.Contains("uniform random choice", random);
+        Assert.DoesNotContain("id=\"trials\"", html);
+
+        // After a budgeted search the trials are listed, a failed one with its error.
+        var settings = new SelectionTrialSettings(0, "broken <model>", 0, 64);
+        var trials = new[]
+        {
+            new SelectionTrial { Settings = settings, Status = SelectionTrialStatus.Failed, Metric = double.NaN, DurationInMilliseconds = 3, ImagesEmbedded = 0, Error = "no ONNX file" },
+            new SelectionTrial { Settings = settings with { TrialId = 1, ModelName = ranking.Models[0].ModelName }, Status = SelectionTrialStatus.Completed, Metric = 0.5, DurationInMilliseconds = 40, ImagesEmbedded = 64, Interval = new ScoreInterval(0.4, 0.6) },
+        };
+        string searched = HtmlReport.Render(ranking with { Trials = trials }, evaluation, Options);
+        var table = Regex.Match(searched, "<table id=\"trials\">.*?</table>", RegexOptions.Singleline).Value;
+        Assert.Equal(2, Regex.Matches(table, "<tr class=\"trial-row").Count);
+        Assert.Contains("failed: no ONNX file", table);
+        Assert.Contains("broken &lt;model&gt;", table);
+        Assert.Contains("[0.4000, 0.6000]", table);
+    }
+
+    private static string Pct(double v) => (100 * v).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) + " %";
+
+    [Fact]
     public void LargeClassCountsBecomeAnInlinePngThatDecodesToOnePixelPerCell()
     {
         var (images, texts, _) = Synthetic.Task(seed: 3, n: 3000, c: 100, d: 48, imageNoise: 1.0);
