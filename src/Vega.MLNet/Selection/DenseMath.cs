@@ -57,77 +57,6 @@ internal static class DenseMath
         return s;
     }
 
-    /// <summary>Solves L·y = b in place (forward substitution) with the lower factor from <see cref="CholeskyLogDet"/>.</summary>
-    public static void ForwardSubstitute(ReadOnlySpan<double> l, int n, Span<double> b)
-    {
-        for (int i = 0; i < n; i++)
-        {
-            ReadOnlySpan<double> row = l.Slice(i * n, n);
-            b[i] = (b[i] - TensorPrimitives.Dot<double>(row[..i], b[..i])) / row[i];
-        }
-    }
-
-    /// <summary>
-    /// Eigen-decomposition of the symmetric n×n matrix <paramref name="a"/> by cyclic Jacobi rotations (destroys a).
-    /// Eigenvalues go to <paramref name="values"/> (descending) and eigenvectors to the columns of <paramref name="vectors"/>.
-    /// </summary>
-    public static void SymmetricEigen(Span<double> a, int n, Span<double> values, Span<double> vectors)
-    {
-        vectors[..(n * n)].Clear();
-        for (int i = 0; i < n; i++) vectors[i * n + i] = 1;
-        for (int sweep = 0; sweep < 100; sweep++)
-        {
-            double off = 0, total = 0;
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    double v = a[i * n + j] * a[i * n + j];
-                    total += v;
-                    if (i != j) off += v;
-                }
-            if (off <= 1e-30 * total || off == 0) break;
-            for (int p = 0; p < n - 1; p++)
-                for (int q = p + 1; q < n; q++)
-                {
-                    double apq = a[p * n + q];
-                    if (apq == 0) continue;
-                    double app = a[p * n + p], aqq = a[q * n + q];
-                    double theta = (aqq - app) / (2 * apq);
-                    double t = Math.Sign(theta) / (Math.Abs(theta) + Math.Sqrt(theta * theta + 1));
-                    if (theta == 0) t = 1;
-                    double c = 1 / Math.Sqrt(t * t + 1), s = t * c;
-                    for (int k = 0; k < n; k++)
-                    {
-                        double akp = a[k * n + p], akq = a[k * n + q];
-                        a[k * n + p] = c * akp - s * akq;
-                        a[k * n + q] = s * akp + c * akq;
-                    }
-                    for (int k = 0; k < n; k++)
-                    {
-                        double apk = a[p * n + k], aqk = a[q * n + k];
-                        a[p * n + k] = c * apk - s * aqk;
-                        a[q * n + k] = s * apk + c * aqk;
-                    }
-                    for (int k = 0; k < n; k++)
-                    {
-                        double vkp = vectors[k * n + p], vkq = vectors[k * n + q];
-                        vectors[k * n + p] = c * vkp - s * vkq;
-                        vectors[k * n + q] = s * vkp + c * vkq;
-                    }
-                }
-        }
-        // Sort descending (selection sort on columns; n is small).
-        for (int i = 0; i < n; i++) values[i] = a[i * n + i];
-        for (int i = 0; i < n; i++)
-        {
-            int best = i;
-            for (int j = i + 1; j < n; j++) if (values[j] > values[best]) best = j;
-            if (best == i) continue;
-            (values[i], values[best]) = (values[best], values[i]);
-            for (int k = 0; k < n; k++) (vectors[k * n + i], vectors[k * n + best]) = (vectors[k * n + best], vectors[k * n + i]);
-        }
-    }
-
     /// <summary>
     /// Eigen-decomposition of the symmetric n×n matrix <paramref name="a"/> (full row-major storage; destroyed):
     /// Householder reduction to tridiagonal form, then the implicit QL iteration with Wilkinson shifts. Eigenvalues go
@@ -312,49 +241,6 @@ internal static class DenseMath
 
     /// <summary>Length of a packed upper triangle of order <paramref name="d"/>.</summary>
     public static int PackedLength(int d) => d * (d + 1) / 2;
-
-    /// <summary>
-    /// packed += Σ_r x_r x_rᵀ on the packed upper triangle (row i holds columns i..d−1), for <paramref name="count"/>
-    /// float64 rows of length d in <paramref name="rows"/>.
-    /// </summary>
-    public static unsafe void PackedRankUpdate(Span<double> packed, int d, ReadOnlySpan<double> rows, int count)
-    {
-        if (packed.Length < PackedLength(d) || rows.Length < count * d) throw new ArgumentException("Spans are too short.");
-        fixed (double* pk = packed, px = rows)
-        {
-            // Row i of the triangle stays in L1 while every sample row updates it: the triangle is read and written once.
-            for (int i = 0; i < d; i++)
-            {
-                double* row = pk + PackedRowOffset(i, d) - i; // row[j] is element (i, j), j ≥ i
-                int r = 0;
-                if (Vector256.IsHardwareAccelerated)
-                    for (; r + 4 <= count; r += 4)
-                    {
-                        double* x0 = px + (long)r * d, x1 = x0 + d, x2 = x1 + d, x3 = x2 + d;
-                        var v0 = Vector256.Create(x0[i]); var v1 = Vector256.Create(x1[i]);
-                        var v2 = Vector256.Create(x2[i]); var v3 = Vector256.Create(x3[i]);
-                        int j = i;
-                        for (; j + 4 <= d; j += 4)
-                        {
-                            var acc = Vector256.Load(row + j);
-                            acc = Vector256.FusedMultiplyAdd(v0, Vector256.Load(x0 + j), acc);
-                            acc = Vector256.FusedMultiplyAdd(v1, Vector256.Load(x1 + j), acc);
-                            acc = Vector256.FusedMultiplyAdd(v2, Vector256.Load(x2 + j), acc);
-                            acc = Vector256.FusedMultiplyAdd(v3, Vector256.Load(x3 + j), acc);
-                            acc.Store(row + j);
-                        }
-                        double a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
-                        for (; j < d; j++) row[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j];
-                    }
-                for (; r < count; r++)
-                {
-                    double* x = px + (long)r * d;
-                    double a = x[i];
-                    for (int j = i; j < d; j++) row[j] += a * x[j];
-                }
-            }
-        }
-    }
 
     /// <summary>
     /// result (d×p) = Q·M for the symmetric d×d matrix Q given as a packed upper triangle and the row-major d×p matrix M.

@@ -114,7 +114,7 @@ public sealed unsafe class Float64KernelTests
             }
         // ln det from the eigenvalues (Jacobi).
         var values = new double[n];
-        DenseMath.SymmetricEigen((double[])spd.Clone(), n, values, new double[n * n]);
+        Jacobi.SymmetricEigen((double[])spd.Clone(), n, values, new double[n * n]);
         Assert.Equal(values.Sum(Math.Log), logDet, 1e-9 * n);
         // Uᵀy = v by substitution, checked by multiplying back.
         var v = Gaussian(rng, n);
@@ -149,7 +149,7 @@ public sealed unsafe class Float64KernelTests
         var rows = new double[n * n];
         DenseMath.SymmetricEigenTridiagonal((double[])sym.Clone(), n, values, rows);
         var jacobi = new double[n];
-        DenseMath.SymmetricEigen((double[])sym.Clone(), n, jacobi, new double[n * n]);
+        Jacobi.SymmetricEigen((double[])sym.Clone(), n, jacobi, new double[n * n]);
         for (int i = 0; i < n; i++) Assert.Equal(jacobi[i], values[i], 1e-10 * (1 + Math.Abs(jacobi[i])));
         for (int k = 0; k < n; k++)
         {

@@ -44,7 +44,7 @@ internal static class NaiveVega
         }
         // Nuclear norm of P = Σ singular values = Σ √λ(PᵀP), eigenvalues by Jacobi rotations; normalised by √(N·min(N, C)).
         var eig = new double[c];
-        DenseMath.SymmetricEigen(gram, c, eig, new double[c * c]);
+        Jacobi.SymmetricEigen(gram, c, eig, new double[c * c]);
         double dispersity = eig.Sum(l => Math.Sqrt(Math.Max(l, 0))) / Math.Sqrt((double)n * Math.Min(n, c));
 
         var members = Enumerable.Range(0, c).Select(k => Enumerable.Range(0, n).Where(i => labels[i] == k).Select(i => x[i]).ToArray()).ToArray();
