@@ -15,6 +15,7 @@ internal sealed class BenchmarkReport
     private readonly string _title;
     private readonly string _command;
     private readonly List<(string Metric, string Value, string Input)> _rows = [];
+    private readonly StringBuilder _markdown = new();
 
     public BenchmarkReport(string title, string[] args)
     {
@@ -27,12 +28,16 @@ internal sealed class BenchmarkReport
 
     public void AddText(string metric, string value, string input) => _rows.Add((metric, value, input));
 
+    /// <summary>Markdown (e.g. a table) appended to the log after the figures, and printed as it is.</summary>
+    public void AddMarkdown(string markdown) => _markdown.Append('\n').Append(markdown.TrimEnd()).Append('\n');
+
     /// <summary>Prints the table and appends it to the log (docs/benchmarks.md of the repository, or <paramref name="logPath"/>).</summary>
     public void Publish(string? logPath = null)
     {
         var table = new Table().Title(_title).AddColumns("metric", "figure", "input");
         foreach (var r in _rows) table.AddRow(Markup.Escape(r.Metric), Markup.Escape(r.Value), Markup.Escape(r.Input));
         AnsiConsole.Write(table);
+        if (_markdown.Length > 0) Console.WriteLine(_markdown.ToString());
         string? path = logPath ?? DefaultLog();
         if (path is null)
         {
@@ -45,6 +50,7 @@ internal sealed class BenchmarkReport
         sb.Append(CultureInfo.InvariantCulture, $"Command: `{_command}`  \nMachine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}\n\n");
         sb.Append("| metric | figure | input |\n| --- | --- | --- |\n");
         foreach (var r in _rows) sb.Append(CultureInfo.InvariantCulture, $"| {r.Metric} | {r.Value} | {r.Input} |\n");
+        sb.Append(_markdown);
         File.AppendAllText(path, sb.ToString());
         AnsiConsole.MarkupLine($"[grey]appended to {Markup.Escape(path)}[/]");
     }

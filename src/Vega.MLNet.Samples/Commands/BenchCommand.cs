@@ -21,6 +21,7 @@ internal static class BenchCommand
         yield return BenchImages.Create();
         yield return BenchStartup.Create();
         yield return BenchScoring.Create();
+        yield return BenchSelectors.Create();
         yield return BenchTensor.Create();
         yield return BenchAape.Create();
         yield return BenchPromptStep.Create();

@@ -22,7 +22,7 @@ internal static class RankCommand
         var images = new Option<string>("--images") { Description = "Folder of images, CSV manifest (path[,label]) or IDX image file.", Required = true };
         var classes = new Option<string>("--classes") { Description = "Text file with one class name per line.", Required = true };
         var templates = new Option<string?>("--templates") { Description = "Prompt templates file, one per line with {} for the class name (default \"a photo of a {}.\")." };
-        var metric = new Option<string>("--metric") { Description = $"Metric that orders the models: {string.Join(", ", SelectionMetrics.All.Select(SelectionMetrics.Name))}.", DefaultValueFactory = _ => "vega" };
+        var metric = new Option<string>("--metric") { Description = $"Metric that orders the models: {string.Join(", ", SelectionMetrics.All.Select(SelectionMetrics.Name))}.", DefaultValueFactory = _ => "dispersity" };
         var report = new Option<string?>("--report") { Description = "Write a self-contained HTML report here." };
         var json = new Option<string?>("--json") { Description = "Write every score (and the evaluation) as JSON here." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (re-runs reuse it).", DefaultValueFactory = _ => ".vega-cache" };
@@ -31,13 +31,34 @@ internal static class RankCommand
         var batch = new Option<int>("--batch") { Description = "Images per image-tower run.", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "Decode threads (0 = one per core).", DefaultValueFactory = _ => 0 };
         var fast = new Option<bool>("--fast-identity") { Description = "Identify cached images by path + size + time instead of content." };
-        var temperature = new Option<double>("--temperature") { Description = "VEGA's softmax temperature on cosine similarities.", DefaultValueFactory = _ => 0.05 };
-        var covariance = new Option<string>("--covariance") { Description = "VEGA's class covariance: diagonal, isotropic, ledoit-wolf, fixed.", DefaultValueFactory = _ => "diagonal" };
-        var edges = new Option<string>("--edges") { Description = "VEGA's visual edge similarity: neg-bhattacharyya, exp-neg-bhattacharyya, mean-cosine.", DefaultValueFactory = _ => "neg-bhattacharyya" };
+        var preset = new Option<string>("--vega-preset") { Description = "VEGA's settings to start from: default, or paper (the published definition: exact full covariance, Ledoit–Wolf with floor 0.1, exp(−D_B) edges; see docs/vega.md). The options below override it.", DefaultValueFactory = _ => "default" };
+        var temperature = new Option<double?>("--temperature") { Description = "VEGA's softmax temperature on cosine similarities (default 0.05)." };
+        var covariance = new Option<string?>("--covariance") { Description = "VEGA's class covariance: diagonal, isotropic, ledoit-wolf, fixed (default: diagonal; paper: ledoit-wolf)." };
+        var edges = new Option<string?>("--edges") { Description = "VEGA's visual edge similarity: neg-bhattacharyya, exp-neg-bhattacharyya, mean-cosine (default: neg-bhattacharyya; paper: exp-neg-bhattacharyya)." };
+        var fixedShrinkage = new Option<double?>("--fixed-shrinkage") { Description = "Shrinkage intensity of the diagonal and fixed covariances, in [0, 1] (default 0.1)." };
+        var shrinkageFloor = new Option<double?>("--shrinkage-floor") { Description = "Lower bound on the Ledoit–Wolf intensity, in [0, 1] (default 0.01; paper 0.1)." };
+        var varianceFloor = new Option<double?>("--variance-floor") { Description = "Added to every covariance's diagonal, relative to the pooled mean variance (default 1e-6; paper 0)." };
+        var subspace = new Option<string?>("--subspace") { Description = "Full covariance: keep it exactly in the top-p pooled eigen-directions (a number) or everywhere (exact) (default 32; paper exact)." };
+        var minImages = new Option<int?>("--min-class-images") { Description = "Classes with fewer pseudo-labelled images are left out of the edge term, ≥ 2 (default 2)." };
+        var undefinedEdge = new Option<double?>("--undefined-edge-score") { Description = "s_e when the edge correlation is undefined, in [0, 1] (default 0.5; paper 0)." };
+        var noEdgeMatrices = new Option<bool>("--no-edge-matrices") { Description = "Do not keep the C×C edge matrices (the report then has no heatmaps)." };
+        var baseTemperature = new Option<double?>("--baseline-temperature") { Description = "Softmax temperature of msp, neg-entropy, margin and dispersity (default 0.01)." };
+        var bootstrap = new Option<int?>("--bootstrap") { Description = "Bootstrap replicates for the intervals and P(best); 0 turns them off (default 200)." };
+        var bootstrapLevel = new Option<double?>("--bootstrap-level") { Description = "Coverage of the bootstrap intervals (default 0.95)." };
+        var bootstrapSeed = new Option<int?>("--bootstrap-seed") { Description = "Seed of the bootstrap (default 0)." };
+        var scoringThreads = new Option<int?>("--scoring-threads") { Description = "Threads for scoring, 0 = all cores (results do not depend on it)." };
+        var budget = new Option<string?>("--budget") { Description = "Budgeted search (successive halving): 'halving' (the finalists see every image), a number of image embeddings over all models, or a percentage of models × images (e.g. 40%)." };
+        var timeBudget = new Option<double?>("--time-budget") { Description = "Budgeted search with a wall-time budget in seconds (no trial starts after it)." };
+        var minSample = new Option<int?>("--min-sample") { Description = "Budgeted search: images in the first round's sample (default 256)." };
+        var elimination = new Option<double?>("--elimination-rate") { Description = "Budgeted search: fraction of candidates dropped per round (default 0.5)." };
+        var searchSeed = new Option<int?>("--search-seed") { Description = "Budgeted search: seed of the random image order (default 0)." };
         var command = new Command(evaluate ? "evaluate" : "rank", evaluate
             ? "Rank candidate models and, since the images are labelled, report true zero-shot accuracies and Kendall τ, Spearman ρ, top-k recall and regret of every metric."
-            : "Rank candidate CLIP models by expected zero-shot accuracy on unlabeled images (VEGA and label-free baselines).")
-            { models, images, classes, templates, metric, report, json, cache, labels, folders, batch, threads, fast, temperature, covariance, edges };
+            : "Rank candidate CLIP models by expected zero-shot accuracy on unlabeled images (VEGA and label-free baselines).");
+        foreach (Option o in new Option[] { models, images, classes, templates, metric, report, json, cache, labels, folders, batch, threads, fast, preset, temperature, covariance, edges,
+            fixedShrinkage, shrinkageFloor, varianceFloor, subspace, minImages, undefinedEdge, noEdgeMatrices, baseTemperature, bootstrap, bootstrapLevel, bootstrapSeed, scoringThreads })
+            command.Options.Add(o);
+        if (!evaluate) foreach (Option o in new Option[] { budget, timeBudget, minSample, elimination, searchSeed }) command.Options.Add(o);
         command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
         {
             var classNames = PromptTemplates.ReadClassNames(parse.GetValue(classes)!);
@@ -45,46 +66,117 @@ internal static class RankCommand
             var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders));
             if (evaluate && source.Items.Any(i => i.Label is null))
                 throw new ArgumentException($"vega evaluate needs a label for every image: use a CSV with a label column, --labels for IDX, or --labels-from-folders (some items of {source.Description} have none).");
-            var selection = new SelectionOptions
+            var vega = VegaOptions.Preset(parse.GetValue(preset)!);
+            if (parse.GetValue(temperature) is double tv) vega = vega with { Temperature = tv };
+            if (parse.GetValue(covariance) is { } cv) vega = vega with { Covariance = ParseCovariance(cv) };
+            if (parse.GetValue(edges) is { } ev) vega = vega with { EdgeKind = ParseEdges(ev) };
+            if (parse.GetValue(fixedShrinkage) is double fs) vega = vega with { FixedShrinkage = fs };
+            if (parse.GetValue(shrinkageFloor) is double sf) vega = vega with { ShrinkageFloor = sf };
+            if (parse.GetValue(varianceFloor) is double vf) vega = vega with { VarianceFloor = vf };
+            if (parse.GetValue(subspace) is { } sp) vega = vega with { FullSubspaceDimension = ParseSubspace(sp) };
+            if (parse.GetValue(minImages) is int mi) vega = vega with { MinImagesPerClass = mi };
+            if (parse.GetValue(undefinedEdge) is double ue) vega = vega with { UndefinedEdgeScore = ue };
+            if (parse.GetValue(noEdgeMatrices)) vega = vega with { KeepEdgeMatrices = false };
+            var boot = new BootstrapOptions();
+            if (parse.GetValue(bootstrap) is int br) boot = boot with { Replicates = br };
+            if (parse.GetValue(bootstrapLevel) is double bl) boot = boot with { Level = bl };
+            if (parse.GetValue(bootstrapSeed) is int bs) boot = boot with { Seed = bs };
+            var selection = new SelectionOptions { Metric = SelectionMetrics.Parse(parse.GetValue(metric)!), Vega = vega, Bootstrap = boot };
+            if (parse.GetValue(baseTemperature) is double bt) selection = selection with { BaselineTemperature = bt };
+            if (parse.GetValue(scoringThreads) is int st) selection = selection with { MaxDegreeOfParallelism = st };
+            var paths = parse.GetValue(models)!;
+            var search = evaluate ? null : Search(parse.GetValue(budget), parse.GetValue(timeBudget), parse.GetValue(minSample), parse.GetValue(elimination), parse.GetValue(searchSeed), paths.Length, source.Count);
+            var options = new VlmSelectionOptions
             {
-                Metric = SelectionMetrics.Parse(parse.GetValue(metric)!),
-                Vega = new VegaOptions
+                Templates = prompts,
+                Selection = selection,
+                Images = new ImageEmbeddingOptions
                 {
-                    Temperature = parse.GetValue(temperature),
-                    Covariance = ParseCovariance(parse.GetValue(covariance)!),
-                    EdgeKind = ParseEdges(parse.GetValue(edges)!),
+                    BatchSize = parse.GetValue(batch),
+                    DecodeThreads = parse.GetValue(threads),
+                    CacheDirectory = parse.GetValue(cache),
+                    Identity = parse.GetValue(fast) ? ImageIdentity.PathSizeTime : ImageIdentity.Content,
                 },
+                EmbedImages = CliInputs.EmbedWithProgress,
+                BudgetedSearch = search,
             };
-            var loaded = new List<ClipModel>();
-            try
+            VlmSelectionResult result;
+            if (search is not null)
+                // Candidates load on first use: one that fails to load is a failed trial and the search goes on.
+                result = VisionLanguageModelSelection.SelectVisionLanguageModel([.. paths.Select(m => ModelCandidate.FromPath(m))], source, classNames, options, ct);
+            else
             {
-                foreach (var m in parse.GetValue(models)!) loaded.Add(ClipModel.Load(m));
-                var options = new VlmSelectionOptions
+                var loaded = new List<ClipModel>();
+                try
                 {
-                    Templates = prompts,
-                    Selection = selection,
-                    Images = new ImageEmbeddingOptions
-                    {
-                        BatchSize = parse.GetValue(batch),
-                        DecodeThreads = parse.GetValue(threads),
-                        CacheDirectory = parse.GetValue(cache),
-                        Identity = parse.GetValue(fast) ? ImageIdentity.PathSizeTime : ImageIdentity.Content,
-                    },
-                    EmbedImages = CliInputs.EmbedWithProgress,
-                };
-                var result = VisionLanguageModelSelection.SelectVisionLanguageModel(loaded, source, classNames, options, ct);
-                Print(result);
-                var reportOptions = new ReportOptions { TaskName = source.Description, ClassNames = classNames };
-                if (parse.GetValue(report) is { } html) { HtmlReport.Write(html, result.Ranking, result.Evaluation, reportOptions); AnsiConsole.MarkupLine($"report: {Markup.Escape(html)}"); }
-                if (parse.GetValue(json) is { } js) { JsonReport.Write(js, result.Ranking, result.Evaluation); AnsiConsole.MarkupLine($"json: {Markup.Escape(js)}"); }
-                return 0;
+                    foreach (var m in paths) loaded.Add(ClipModel.Load(m));
+                    result = VisionLanguageModelSelection.SelectVisionLanguageModel(loaded, source, classNames, options, ct);
+                }
+                finally
+                {
+                    foreach (var m in loaded) m.Dispose();
+                }
             }
-            finally
-            {
-                foreach (var m in loaded) m.Dispose();
-            }
+            Print(result);
+            var reportOptions = new ReportOptions { TaskName = source.Description, ClassNames = classNames };
+            if (parse.GetValue(report) is { } html) { HtmlReport.Write(html, result.Ranking, result.Evaluation, reportOptions); AnsiConsole.MarkupLine($"report: {Markup.Escape(html)}"); }
+            if (parse.GetValue(json) is { } js) { JsonReport.Write(js, result.Ranking, result.Evaluation); AnsiConsole.MarkupLine($"json: {Markup.Escape(js)}"); }
+            return 0;
         })));
         return command;
+    }
+
+    /// <summary>The budgeted-search options from the CLI, or null when none of --budget / --time-budget is given.</summary>
+    internal static BudgetedSearchOptions? Search(string? budget, double? seconds, int? minSample, double? rate, int? seed, int models, int images)
+    {
+        if (budget is null && seconds is null)
+        {
+            if (minSample is not null || rate is not null || seed is not null)
+                throw new ArgumentException("--min-sample, --elimination-rate and --search-seed configure the budgeted search: add --budget (e.g. --budget halving or --budget 40%) or --time-budget.");
+            return null;
+        }
+        long? imageBudget = null;
+        if (budget is not null && !budget.Equals("halving", StringComparison.OrdinalIgnoreCase))
+        {
+            string b = budget.Trim();
+            if (b.EndsWith('%') && double.TryParse(b[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double pct) && pct > 0 && pct <= 100)
+                imageBudget = Math.Max(1, (long)Math.Floor(pct / 100 * models * images));
+            else if (long.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out long count) && count > 0)
+                imageBudget = count;
+            else throw new ArgumentException($"--budget '{budget}': use 'halving', a number of image embeddings (e.g. 20000) or a percentage of models × images (e.g. 40%).");
+        }
+        if (seconds is double s && !(s > 0)) throw new ArgumentException($"--time-budget {s}: give a positive number of seconds.");
+        var o = new BudgetedSearchOptions
+        {
+            ImageBudget = imageBudget,
+            TimeBudget = seconds is double t ? TimeSpan.FromSeconds(t) : null,
+            Monitor = new ConsoleMonitor(),
+        };
+        if (minSample is int m) o = o with { MinimumSample = m };
+        if (rate is double r) o = o with { EliminationRate = r };
+        if (seed is int sd) o = o with { Seed = sd };
+        return o;
+    }
+
+    internal static int? ParseSubspace(string s) =>
+        s.Equals("exact", StringComparison.OrdinalIgnoreCase) ? null
+        : int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int p) && p >= 1 ? p
+        : throw new ArgumentException($"--subspace '{s}': give a number of directions ≥ 1 or 'exact'.");
+
+    /// <summary>Prints the trials of a budgeted search as they happen.</summary>
+    private sealed class ConsoleMonitor : ISelectionMonitor
+    {
+        public void ReportRunningTrial(SelectionTrialSettings settings) =>
+            AnsiConsole.MarkupLine($"[grey]trial {settings.TrialId}: round {settings.Round}, {Markup.Escape(settings.ModelName)} on {settings.SampleSize:N0} images …[/]");
+
+        public void ReportCompletedTrial(SelectionTrial result) =>
+            AnsiConsole.MarkupLine(Markup.Escape($"trial {result.Settings.TrialId}: {result.Settings.ModelName} = {result.Metric.ToString("F4", CultureInfo.InvariantCulture)}{(result.Interval is { } iv ? $" [{iv.Lower.ToString("F4", CultureInfo.InvariantCulture)}, {iv.Upper.ToString("F4", CultureInfo.InvariantCulture)}]" : "")} ({result.DurationInMilliseconds / 1000:F1} s, {result.ImagesEmbedded} new images)"));
+
+        public void ReportBestTrial(SelectionTrial result) =>
+            AnsiConsole.MarkupLine($"  [green]round {result.Settings.Round} leader: {Markup.Escape(result.Settings.ModelName)}[/]");
+
+        public void ReportFailTrial(SelectionTrialSettings settings, Exception exception) =>
+            CliErrors.Warn($"trial {settings.TrialId}: {settings.ModelName} failed and leaves the search: {exception.Message}");
     }
 
     internal static CovarianceMode ParseCovariance(string s) => s.ToLowerInvariant() switch
@@ -109,20 +201,48 @@ internal static class RankCommand
     {
         var ranking = result.Ranking;
         var metrics = SelectionMetrics.All;
-        var table = new Table().Title($"Ranking by {SelectionMetrics.Name(ranking.Metric)} ({result.ClassNames.Count} classes, {ranking.Models[0].ImageCount} images)");
+        string name = SelectionMetrics.Name(ranking.Metric);
+        bool boot = ranking.Models.Any(m => m.Intervals is not null);
+        var table = new Table().Title($"Ranking by {name} ({result.ClassNames.Count} classes, {ranking.Models[0].ImageCount} images)");
         table.AddColumn("#");
         table.AddColumn("model");
         if (result.Evaluation is not null) table.AddColumn("accuracy");
         foreach (var m in metrics) table.AddColumn(new TableColumn(SelectionMetrics.Name(m)).RightAligned());
+        if (boot)
+        {
+            table.AddColumn(new TableColumn($"{name} {100 * ranking.Options.Bootstrap.Level:F0} % interval").RightAligned());
+            table.AddColumn(new TableColumn("P(best)").RightAligned());
+        }
         foreach (var s in ranking.Models)
         {
             var row = new List<string> { s.Rank.ToString(CultureInfo.InvariantCulture), Markup.Escape(s.ModelName) };
             if (result.Evaluation is { } ev) row.Add(ev.Accuracies[s.ModelName].ToString("P1", CultureInfo.InvariantCulture));
             foreach (var m in metrics) row.Add(s.Metric(m).ToString("F4", CultureInfo.InvariantCulture));
+            if (boot)
+            {
+                row.Add(s.Interval(ranking.Metric) is { } iv ? Markup.Escape($"[{iv.Lower.ToString("F4", CultureInfo.InvariantCulture)}, {iv.Upper.ToString("F4", CultureInfo.InvariantCulture)}]") : "—");
+                row.Add(s.TopProbability is double p ? p.ToString("P0", CultureInfo.InvariantCulture) : "—");
+            }
             table.AddRow(row.ToArray());
         }
         AnsiConsole.Write(table);
+        if (ranking.Trials is { Count: > 0 } trials)
+        {
+            var tt = new Table().Title("Budgeted search (successive halving): trials").AddColumns("trial", "round", "model", "sample", name, "interval", "new images", "time", "status");
+            foreach (var t in trials)
+                tt.AddRow(t.Settings.TrialId.ToString(CultureInfo.InvariantCulture), t.Settings.Round.ToString(CultureInfo.InvariantCulture), Markup.Escape(t.Settings.ModelName),
+                    t.Settings.SampleSize.ToString("N0", CultureInfo.InvariantCulture), t.Metric.ToString("F4", CultureInfo.InvariantCulture),
+                    t.Interval is { } iv ? Markup.Escape($"[{iv.Lower.ToString("F4", CultureInfo.InvariantCulture)}, {iv.Upper.ToString("F4", CultureInfo.InvariantCulture)}]") : "—",
+                    t.ImagesEmbedded.ToString("N0", CultureInfo.InvariantCulture), $"{t.DurationInMilliseconds / 1000:F1} s",
+                    Markup.Escape(t.Status == SelectionTrialStatus.Failed ? $"failed: {t.Error}" : t.Eliminated ? "eliminated" : "kept"));
+            AnsiConsole.Write(tt);
+        }
         AnsiConsole.MarkupLine($"chosen: [bold]{Markup.Escape(result.ChosenModel)}[/]   ({result.Elapsed.TotalSeconds:F1} s, scoring {ranking.TotalTime.TotalMilliseconds:F0} ms)");
+        if (ranking.ChosenProbability is double cp)
+            AnsiConsole.MarkupLine(ranking.TooCloseToCall
+                ? $"[yellow]too close to call[/]: the {100 * ranking.Options.Bootstrap.Level:F0} % intervals of the first two models overlap; compared on the same resampled images, the chosen model is ahead in {cp.ToString("P0", CultureInfo.InvariantCulture)} of {ranking.Options.Bootstrap.Replicates} replicates (P(best))"
+                : $"P(best) of the chosen model = {cp.ToString("P0", CultureInfo.InvariantCulture)} ({ranking.Options.Bootstrap.Replicates} bootstrap replicates); its interval does not overlap the runner-up's");
+        foreach (var w in ranking.Warnings) CliErrors.Warn(w);
         foreach (var s in ranking.Models)
             foreach (var w in s.Vega.Warnings) CliErrors.Warn($"{s.ModelName}: {w}");
         if (result.Evaluation is { } e)
@@ -130,8 +250,8 @@ internal static class RankCommand
             var et = new Table().Title($"How well each metric predicts the true ranking (top-k with k = {e.TopK}; best model: {Markup.Escape(e.BestModel)})")
                 .AddColumns("metric", "Kendall τ-b", "Spearman ρ", "top-1 recall", $"top-{e.TopK} recall", "regret (points)", "chooses");
             foreach (var m in e.Metrics)
-                et.AddRow(SelectionMetrics.Name(m.Metric), F(m.KendallTau), F(m.SpearmanRho), F(m.Top1Recall), F(m.TopKRecall),
-                    (100 * m.Regret).ToString("F1", CultureInfo.InvariantCulture), Markup.Escape(m.ChosenModel));
+                et.AddRow(SelectionMetrics.Name(m.Metric) + (m.Expected ? " (expected)" : ""), F(m.KendallTau), F(m.SpearmanRho), F(m.Top1Recall), F(m.TopKRecall),
+                    (100 * m.Regret).ToString("F1", CultureInfo.InvariantCulture), m.ChosenModel is { } c ? Markup.Escape(c) : "(uniform random choice)");
             AnsiConsole.Write(et);
         }
         CliInputs.PrintSkipped(result.Skipped);

@@ -68,6 +68,7 @@ public static class HtmlReport
         Summary(sb, ranking, evaluation, options);
         Warnings(sb, ranking);
         RankingTable(sb, ranking, evaluation);
+        Trials(sb, ranking);
         ScoreBars(sb, ranking);
         if (evaluation is not null)
         {
@@ -89,6 +90,11 @@ public static class HtmlReport
         if (o.TaskName is not null) sb.Append(Inv, $"<p class=\"task\">Task: <strong>{Enc(o.TaskName)}</strong></p>\n");
         sb.Append(Inv, $"<p id=\"summary\">Chosen model: <strong class=\"chosen\">{Enc(chosen.ModelName)}</strong>, ranked first of {r.Models.Count} by <code>{metric}</code> = {F(chosen.Metric(r.Metric))}");
         sb.Append(Inv, $" on {chosen.ImageCount:N0} unlabelled images and {chosen.ClassCount} classes (D = {chosen.Dimension}). Scoring took {r.TotalTime.TotalSeconds:F2} s.</p>\n");
+        if (r.ChosenProbability is double p)
+        {
+            string interval = chosen.Interval(r.Metric) is { } iv ? $"; {Pct(r.Options.Bootstrap.Level)} interval [{F(iv.Lower)}, {F(iv.Upper)}]" : "";
+            sb.Append(Inv, $"<p id=\"confidence\" class=\"{(r.TooCloseToCall ? "close" : "clear")}\">{(r.TooCloseToCall ? "<strong>Too close to call:</strong> the bootstrap intervals of the first two models overlap. " : "")}Bootstrap probability that <strong>{Enc(chosen.ModelName)}</strong> is the best under <code>{metric}</code>, comparing the models on the same resampled images: {Pct(p)} ({r.Options.Bootstrap.Replicates} paired replicates{interval}).</p>\n");
+        }
         if (e is not null)
         {
             double best = e.Accuracies[e.BestModel], got = e.Accuracies[chosen.ModelName];
@@ -115,6 +121,8 @@ public static class HtmlReport
         if (e is not null) sb.Append("<th>accuracy</th>");
         foreach (var m in SelectionMetrics.All)
             sb.Append(Inv, $"<th class=\"{(m == r.Metric ? "sorted" : "")}\">{SelectionMetrics.Name(m)}</th>");
+        bool boot = r.Models.Any(m => m.Intervals is not null);
+        if (boot) sb.Append(Inv, $"<th>{SelectionMetrics.Name(r.Metric)} interval</th><th>P(best)</th>");
         sb.Append("<th>edge classes</th><th>scoring time</th></tr></thead>\n<tbody>\n");
         foreach (var m in r.Models)
         {
@@ -122,8 +130,25 @@ public static class HtmlReport
             if (e is not null) sb.Append(Inv, $"<td class=\"num accuracy\">{Pct(e.Accuracies[m.ModelName])}</td>");
             foreach (var metric in SelectionMetrics.All)
                 sb.Append(Inv, $"<td class=\"num{(metric == r.Metric ? " sorted" : "")}\">{F(m.Metric(metric))}</td>");
+            if (boot)
+                sb.Append(Inv, $"<td class=\"num interval\">{(m.Interval(r.Metric) is { } iv ? $"[{F(iv.Lower)}, {F(iv.Upper)}]" : "—")}</td><td class=\"num probability\">{(m.TopProbability is double tp ? Pct(tp) : "—")}</td>");
             sb.Append(Inv, $"<td class=\"num\">{m.Vega.EdgeClassCount}/{m.ClassCount}{(m.Vega.EdgeDegenerate ? " <span class=\"flag\" title=\"edge term degenerate\">!</span>" : "")}</td>");
             sb.Append(Inv, $"<td class=\"num\">{m.ScoringTime.TotalSeconds:F2} s</td></tr>\n");
+        }
+        sb.Append("</tbody>\n</table></div>\n</section>\n");
+    }
+
+    private static void Trials(StringBuilder sb, RankingResult r)
+    {
+        if (r.Trials is not { Count: > 0 } trials) return;
+        string metric = SelectionMetrics.Name(r.Metric);
+        sb.Append("<section>\n<h2>Budgeted search</h2>\n");
+        sb.Append(Inv, $"<p class=\"note\">Successive halving: each round scores the remaining candidates on a larger sample of the images (merged with the earlier ones) and drops the weakest by <code>{metric}</code>.</p>\n");
+        sb.Append(Inv, $"<div class=\"scroll\"><table id=\"trials\">\n<thead><tr><th>trial</th><th>round</th><th>model</th><th>sample</th><th>{metric}</th><th>interval</th><th>new images</th><th>time</th><th>status</th></tr></thead>\n<tbody>\n");
+        foreach (var t in trials)
+        {
+            string status = t.Status == SelectionTrialStatus.Failed ? $"failed: {Enc(t.Error ?? "")}" : t.Eliminated ? "eliminated" : "kept";
+            sb.Append(Inv, $"<tr class=\"trial-row {(t.Status == SelectionTrialStatus.Failed ? "failed" : t.Eliminated ? "eliminated" : "kept")}\" data-model=\"{Enc(t.Settings.ModelName)}\"><td class=\"num\">{t.Settings.TrialId}</td><td class=\"num\">{t.Settings.Round}</td><td>{Enc(t.Settings.ModelName)}</td><td class=\"num\">{t.Settings.SampleSize:N0}</td><td class=\"num\">{F(t.Metric)}</td><td class=\"num\">{(t.Interval is { } iv ? $"[{F(iv.Lower)}, {F(iv.Upper)}]" : "—")}</td><td class=\"num\">{t.ImagesEmbedded:N0}</td><td class=\"num\">{t.DurationInMilliseconds / 1000:F2} s</td><td>{status}</td></tr>\n");
         }
         sb.Append("</tbody>\n</table></div>\n</section>\n");
     }
@@ -179,7 +204,7 @@ public static class HtmlReport
         sb.Append(Inv, $"<p class=\"note\">Correlations are between each metric and the true zero-shot accuracy over the {e.Accuracies.Count} models; top-{e.TopK} recall counts the metric's top {e.TopK} among the true top {e.TopK}; regret = best accuracy − accuracy of the metric's first model.</p>\n");
         sb.Append(Inv, $"<table id=\"evaluation\">\n<thead><tr><th>metric</th><th>Kendall τ-b</th><th>Spearman ρ</th><th>top-1 recall</th><th>top-{e.TopK} recall</th><th>regret</th><th>chosen</th></tr></thead>\n<tbody>\n");
         foreach (var m in e.Metrics)
-            sb.Append(Inv, $"<tr class=\"metric-row\" data-metric=\"{SelectionMetrics.Name(m.Metric)}\"><td><code>{SelectionMetrics.Name(m.Metric)}</code></td><td class=\"num\">{F(m.KendallTau, 3)}</td><td class=\"num\">{F(m.SpearmanRho, 3)}</td><td class=\"num\">{F(m.Top1Recall, 2)}</td><td class=\"num\">{F(m.TopKRecall, 2)}</td><td class=\"num\">{Pct(m.Regret)}</td><td>{Enc(m.ChosenModel)}</td></tr>\n");
+            sb.Append(Inv, $"<tr class=\"metric-row{(m.Expected ? " expected" : "")}\" data-metric=\"{SelectionMetrics.Name(m.Metric)}\"><td><code>{SelectionMetrics.Name(m.Metric)}</code>{(m.Expected ? " (expected)" : "")}</td><td class=\"num\">{F(m.KendallTau, 3)}</td><td class=\"num\">{F(m.SpearmanRho, 3)}</td><td class=\"num\">{F(m.Top1Recall, 2)}</td><td class=\"num\">{F(m.TopKRecall, 2)}</td><td class=\"num\">{Pct(m.Regret)}</td><td>{(m.ChosenModel is { } chosenName ? Enc(chosenName) : "— (uniform random choice)")}</td></tr>\n");
         sb.Append("</tbody>\n</table>\n</section>\n");
     }
 
@@ -294,7 +319,7 @@ public static class HtmlReport
     {
         var v = r.Options.Vega;
         var when = o.GeneratedAt ?? DateTimeOffset.UtcNow;
-        sb.Append(Inv, $"<footer><p>VEGA: temperature {G(v.Temperature)}, edges {v.EdgeKind}, covariance {v.Covariance}, fixed shrinkage {G(v.FixedShrinkage)}, Ledoit–Wolf floor {G(v.ShrinkageFloor)}, variance floor {G(v.VarianceFloor)}, full subspace {(v.FullSubspaceDimension is int p ? p.ToString(Inv) : "exact")}, min images per class {v.MinImagesPerClass}. Baselines: temperature {G(r.Options.BaselineTemperature)}; random seed {r.Options.RandomSeed}.</p>");
+        sb.Append(Inv, $"<footer><p>VEGA: temperature {G(v.Temperature)}, edges {v.EdgeKind}, covariance {v.Covariance}, fixed shrinkage {G(v.FixedShrinkage)}, Ledoit–Wolf floor {G(v.ShrinkageFloor)}, variance floor {G(v.VarianceFloor)}, full subspace {(v.FullSubspaceDimension is int p ? p.ToString(Inv) : "exact")}, min images per class {v.MinImagesPerClass}. undefined edge score {G(v.UndefinedEdgeScore)}. Baselines: temperature {G(r.Options.BaselineTemperature)}. Bootstrap: {r.Options.Bootstrap.Replicates} replicates, level {G(r.Options.Bootstrap.Level)}, seed {r.Options.Bootstrap.Seed}.</p>");
         sb.Append(Inv, $"<p>Generated by Vega.MLNet on {when.ToString("yyyy-MM-dd HH:mm 'UTC'", Inv)}. This file is self-contained: it loads nothing.</p></footer>\n");
     }
 
@@ -346,6 +371,7 @@ public static class HtmlReport
         th { background: #f0f2f6; font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
         th.sorted, td.sorted { background: #eaf2fb; font-weight: 600; } tr.chosen-row td { background: #fff7e0; }
         tr.chosen-row td.sorted { background: #f6ecc8; } .flag { color: #c0392b; font-weight: 700; }
+        p.close { color: #8a4b00; } tr.expected td { color: #555d6b; font-style: italic; } tr.trial-row.failed td { color: #c0392b; } tr.trial-row.eliminated td { color: #777; }
         ul.warnings { margin: 0; padding-left: 20px; color: #8a4b00; } ul.warnings li { margin: 3px 0; }
         .grid { display: flex; flex-wrap: wrap; gap: 14px; } figure { margin: 0; }
         figcaption { font-size: 13px; color: #333; margin: 4px 0; text-align: center; }

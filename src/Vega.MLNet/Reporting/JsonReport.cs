@@ -7,10 +7,19 @@ namespace Vega.MLNet.Reporting;
 
 /// <summary>
 /// Machine-readable form of a ranking and its optional evaluation: indented camelCase JSON, enums as names, NaN as the
-/// string "NaN", durations in seconds. The C×C edge matrices are left out unless asked for (they grow with C²).
+/// string "NaN", durations in seconds. The C×C edge matrices are left out unless asked for (they grow with C²). The
+/// document carries <c>schemaVersion</c> (<see cref="SchemaVersion"/>); docs/report.md documents every field.
 /// </summary>
 public static class JsonReport
 {
+    /// <summary>
+    /// The version of the JSON schema written: 2 added <c>schemaVersion</c>, the bootstrap (<c>intervals</c>,
+    /// <c>topProbability</c>, <c>chosenProbability</c>, <c>tooCloseToCall</c>), <c>dispersity</c>, <c>trials</c> and the
+    /// random baseline as expectations (<c>expected</c>, <c>chosenModel</c> null); it removed the <c>random</c> score and
+    /// the options <c>randomSeed</c> and <c>vega.seed</c>. Version 1 was the unversioned schema before.
+    /// </summary>
+    public const int SchemaVersion = 2;
+
     private static readonly JsonSerializerOptions Options = new()
     {
         WriteIndented = true,
@@ -30,8 +39,11 @@ public static class JsonReport
         var models = includeEdgeMatrices ? ranking.Models : ranking.Models.Select(m => m with { Vega = m.Vega with { Edges = null } }).ToArray();
         var document = new
         {
+            schemaVersion = SchemaVersion,
             metric = SelectionMetrics.Name(ranking.Metric),
             chosen = ranking.Chosen.ModelName,
+            chosenProbability = ranking.ChosenProbability,
+            tooCloseToCall = ranking.TooCloseToCall,
             totalSeconds = ranking.TotalTime.TotalSeconds,
             warnings = ranking.Warnings,
             options = ranking.Options,
@@ -43,9 +55,25 @@ public static class JsonReport
                 classCount = m.ClassCount,
                 dimension = m.Dimension,
                 metrics = m.Metrics,
+                intervals = m.Intervals?.ToDictionary(kv => kv.Key, kv => new { lower = kv.Value.Lower, upper = kv.Value.Upper }),
+                topProbability = m.TopProbability,
                 vega = m.Vega,
                 statisticsSeconds = m.StatisticsTime.TotalSeconds,
                 graphSeconds = m.GraphTime.TotalSeconds,
+            }),
+            trials = ranking.Trials?.Select(t => new
+            {
+                trialId = t.Settings.TrialId,
+                model = t.Settings.ModelName,
+                round = t.Settings.Round,
+                sampleSize = t.Settings.SampleSize,
+                status = t.Status,
+                metric = t.Metric,
+                interval = t.Interval is { } iv ? new { lower = iv.Lower, upper = iv.Upper } : null,
+                durationInMilliseconds = t.DurationInMilliseconds,
+                imagesEmbedded = t.ImagesEmbedded,
+                eliminated = t.Eliminated,
+                error = t.Error,
             }),
             evaluation = evaluation is null ? null : new
             {
@@ -61,6 +89,7 @@ public static class JsonReport
                     topKRecall = e.TopKRecall,
                     regret = e.Regret,
                     chosenModel = e.ChosenModel,
+                    expected = e.Expected,
                 }),
             },
         };

@@ -57,158 +57,176 @@ internal static class DenseMath
         return s;
     }
 
-    /// <summary>Solves L·y = b in place (forward substitution) with the lower factor from <see cref="CholeskyLogDet"/>.</summary>
-    public static void ForwardSubstitute(ReadOnlySpan<double> l, int n, Span<double> b)
-    {
-        for (int i = 0; i < n; i++)
-        {
-            ReadOnlySpan<double> row = l.Slice(i * n, n);
-            b[i] = (b[i] - TensorPrimitives.Dot<double>(row[..i], b[..i])) / row[i];
-        }
-    }
-
     /// <summary>
-    /// Eigen-decomposition of the symmetric n×n matrix <paramref name="a"/> by cyclic Jacobi rotations (destroys a).
-    /// Eigenvalues go to <paramref name="values"/> (descending) and eigenvectors to the columns of <paramref name="vectors"/>.
+    /// Eigen-decomposition of the symmetric n×n matrix <paramref name="a"/> (full row-major storage; destroyed):
+    /// Householder reduction to tridiagonal form, then the implicit QL iteration with Wilkinson shifts. Eigenvalues go
+    /// to <paramref name="values"/> in descending order; when <paramref name="vectorRows"/> is not empty (n×n), row k
+    /// receives the unit eigenvector of values[k]. O(n³), deterministic (no random start).
     /// </summary>
-    public static void SymmetricEigen(Span<double> a, int n, Span<double> values, Span<double> vectors)
+    /// <exception cref="ArithmeticException">The QL iteration did not converge (a non-finite input).</exception>
+    public static void SymmetricEigenTridiagonal(Span<double> a, int n, Span<double> values, Span<double> vectorRows)
     {
-        vectors[..(n * n)].Clear();
-        for (int i = 0; i < n; i++) vectors[i * n + i] = 1;
-        for (int sweep = 0; sweep < 100; sweep++)
+        if (a.Length < n * n || values.Length < n) throw new ArgumentException("Spans are too short.");
+        bool vectors = !vectorRows.IsEmpty;
+        if (vectors && vectorRows.Length < n * n) throw new ArgumentException("The eigenvector span is too short.", nameof(vectorRows));
+        if (n == 0) return;
+        var d = new double[n];
+        var e = new double[n];
+        // Row k of `reflectors` holds the Householder vector of step k on coordinates k+1..n−1 (kept for the vectors).
+        var reflectors = new double[vectors ? n * n : n];
+        var betas = new double[n];
+        var p = new double[n];
+        // 1. Householder: step k zeroes row/column k beyond the first off-diagonal, acting on coordinates k+1..n−1.
+        for (int k = 0; k + 2 < n; k++)
         {
-            double off = 0, total = 0;
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    double v = a[i * n + j] * a[i * n + j];
-                    total += v;
-                    if (i != j) off += v;
-                }
-            if (off <= 1e-30 * total || off == 0) break;
-            for (int p = 0; p < n - 1; p++)
-                for (int q = p + 1; q < n; q++)
-                {
-                    double apq = a[p * n + q];
-                    if (apq == 0) continue;
-                    double app = a[p * n + p], aqq = a[q * n + q];
-                    double theta = (aqq - app) / (2 * apq);
-                    double t = Math.Sign(theta) / (Math.Abs(theta) + Math.Sqrt(theta * theta + 1));
-                    if (theta == 0) t = 1;
-                    double c = 1 / Math.Sqrt(t * t + 1), s = t * c;
-                    for (int k = 0; k < n; k++)
-                    {
-                        double akp = a[k * n + p], akq = a[k * n + q];
-                        a[k * n + p] = c * akp - s * akq;
-                        a[k * n + q] = s * akp + c * akq;
-                    }
-                    for (int k = 0; k < n; k++)
-                    {
-                        double apk = a[p * n + k], aqk = a[q * n + k];
-                        a[p * n + k] = c * apk - s * aqk;
-                        a[q * n + k] = s * apk + c * aqk;
-                    }
-                    for (int k = 0; k < n; k++)
-                    {
-                        double vkp = vectors[k * n + p], vkq = vectors[k * n + q];
-                        vectors[k * n + p] = c * vkp - s * vkq;
-                        vectors[k * n + q] = s * vkp + c * vkq;
-                    }
-                }
+            int m = n - k - 1;
+            Span<double> x = a.Slice(k * n + k + 1, m);
+            double sigma = Math.Sqrt(TensorPrimitives.SumOfSquares<double>(x));
+            d[k] = a[k * n + k];
+            if (sigma == 0) { e[k] = 0; continue; }
+            double alpha = x[0] >= 0 ? -sigma : sigma;
+            Span<double> v = vectors ? reflectors.AsSpan(k * n + k + 1, m) : reflectors.AsSpan(0, m);
+            x.CopyTo(v);
+            v[0] -= alpha;
+            double beta = 2 / TensorPrimitives.SumOfSquares<double>(v);
+            betas[k] = beta;
+            // p = β·A22·v, q = p − (β/2)(vᵀp)·v, A22 −= v qᵀ + q vᵀ.
+            Span<double> q = p.AsSpan(0, m);
+            for (int i = 0; i < m; i++) q[i] = beta * TensorPrimitives.Dot<double>(a.Slice((k + 1 + i) * n + k + 1, m), v);
+            double half = 0.5 * beta * TensorPrimitives.Dot<double>(v, q);
+            TensorPrimitives.MultiplyAdd<double>(v, -half, q, q);
+            for (int i = 0; i < m; i++)
+            {
+                Span<double> row = a.Slice((k + 1 + i) * n + k + 1, m);
+                TensorPrimitives.MultiplyAdd<double>(q, -v[i], row, row);
+                TensorPrimitives.MultiplyAdd<double>(v, -q[i], row, row);
+            }
+            e[k] = alpha;
         }
-        // Sort descending (selection sort on columns; n is small).
-        for (int i = 0; i < n; i++) values[i] = a[i * n + i];
-        for (int i = 0; i < n; i++)
+        if (n >= 2)
         {
-            int best = i;
-            for (int j = i + 1; j < n; j++) if (values[j] > values[best]) best = j;
-            if (best == i) continue;
-            (values[i], values[best]) = (values[best], values[i]);
-            for (int k = 0; k < n; k++) (vectors[k * n + i], vectors[k * n + best]) = (vectors[k * n + best], vectors[k * n + i]);
+            d[n - 2] = a[(n - 2) * n + n - 2];
+            e[n - 2] = a[(n - 2) * n + n - 1];
+        }
+        d[n - 1] = a[(n - 1) * n + n - 1];
+        e[n - 1] = 0;
+
+        // 2. Implicit QL on the tridiagonal (d, e); the rotations act on the rows of R = Zᵀ.
+        Span<double> r = vectorRows;
+        if (vectors)
+        {
+            r[..(n * n)].Clear();
+            for (int i = 0; i < n; i++) r[i * n + i] = 1;
+        }
+        for (int l = 0; l < n; l++)
+        {
+            for (int iteration = 0; ; iteration++)
+            {
+                int m = l;
+                for (; m < n - 1; m++)
+                {
+                    double dd = Math.Abs(d[m]) + Math.Abs(d[m + 1]);
+                    if (Math.Abs(e[m]) <= 2.2e-16 * dd) break;
+                }
+                if (m == l) break;
+                if (iteration == 100 || !double.IsFinite(e[l]) || !double.IsFinite(d[l]))
+                    throw new ArithmeticException("The symmetric eigenvalue iteration did not converge (is the matrix finite?).");
+                double g = (d[l + 1] - d[l]) / (2 * e[l]);
+                double rr = Hypot(g, 1);
+                g = d[m] - d[l] + e[l] / (g + (g >= 0 ? rr : -rr));
+                double s = 1, c = 1, shift = 0;
+                bool deflated = false;
+                for (int i = m - 1; i >= l; i--)
+                {
+                    double f = s * e[i], b = c * e[i];
+                    rr = Hypot(f, g);
+                    e[i + 1] = rr;
+                    if (rr == 0)
+                    {
+                        d[i + 1] -= shift;
+                        e[m] = 0;
+                        deflated = true;
+                        break;
+                    }
+                    s = f / rr;
+                    c = g / rr;
+                    g = d[i + 1] - shift;
+                    rr = (d[i] - g) * s + 2 * c * b;
+                    shift = s * rr;
+                    d[i + 1] = g + shift;
+                    g = c * rr - b;
+                    if (vectors) Rotate(r.Slice(i * n, n), r.Slice((i + 1) * n, n), c, s);
+                }
+                if (deflated) continue;
+                d[l] -= shift;
+                e[l] = g;
+                e[m] = 0;
+            }
+        }
+
+        // 3. Back to A's coordinates: V = R·H_{n−3}⋯H_0 (each H = I − β v vᵀ on coordinates k+1..n−1).
+        if (vectors)
+            for (int k = n - 3; k >= 0; k--)
+            {
+                double beta = betas[k];
+                if (beta == 0) continue;
+                int m = n - k - 1;
+                ReadOnlySpan<double> v = reflectors.AsSpan(k * n + k + 1, m);
+                for (int row = 0; row < n; row++)
+                {
+                    Span<double> x = r.Slice(row * n + k + 1, m);
+                    double t = beta * TensorPrimitives.Dot<double>(x, v);
+                    if (t != 0) TensorPrimitives.MultiplyAdd<double>(v, -t, x, x);
+                }
+            }
+
+        // 4. Descending order (ties by position).
+        var order = new int[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        Array.Sort(order, (x, y) => d[y] != d[x] ? d[y].CompareTo(d[x]) : x.CompareTo(y));
+        for (int i = 0; i < n; i++) values[i] = d[order[i]];
+        if (vectors)
+        {
+            var copy = r[..(n * n)].ToArray();
+            for (int i = 0; i < n; i++) copy.AsSpan(order[i] * n, n).CopyTo(r.Slice(i * n, n));
         }
     }
 
-    /// <summary>Orthonormalises the columns of the d×p row-major matrix <paramref name="m"/> (modified Gram–Schmidt, twice).</summary>
-    public static void OrthonormalizeColumns(Span<double> m, int d, int p, Random rng)
+    private static double Hypot(double x, double y)
     {
-        for (int pass = 0; pass < 2; pass++)
-            for (int j = 0; j < p; j++)
-            {
-                for (int k = 0; k < j; k++)
-                {
-                    double dot = 0;
-                    for (int i = 0; i < d; i++) dot += m[i * p + j] * m[i * p + k];
-                    for (int i = 0; i < d; i++) m[i * p + j] -= dot * m[i * p + k];
-                }
-                double norm = 0;
-                for (int i = 0; i < d; i++) norm += m[i * p + j] * m[i * p + j];
-                if (norm < 1e-28)
-                {
-                    // A rank-deficient direction: replace it by a random one and orthogonalise again.
-                    for (int i = 0; i < d; i++) m[i * p + j] = rng.NextDouble() - 0.5;
-                    j--;
-                    continue;
-                }
-                double inv = 1 / Math.Sqrt(norm);
-                for (int i = 0; i < d; i++) m[i * p + j] *= inv;
-            }
+        double ax = Math.Abs(x), ay = Math.Abs(y);
+        if (ax < ay) (ax, ay) = (ay, ax);
+        if (ax == 0) return 0;
+        double q = ay / ax;
+        return ax * Math.Sqrt(1 + q * q);
+    }
+
+    // (x, y) ← (c·x − s·y, s·x + c·y), element-wise.
+    private static void Rotate(Span<double> x, Span<double> y, double c, double s)
+    {
+        for (int k = 0; k < x.Length; k++)
+        {
+            double a = x[k], b = y[k];
+            x[k] = c * a - s * b;
+            y[k] = s * a + c * b;
+        }
     }
 
     /// <summary>
     /// Orthonormal basis (d×p, row-major, columns by decreasing eigenvalue) of the dominant p-dimensional eigenspace of
-    /// the symmetric d×d matrix <paramref name="w"/>: seeded randomized subspace iteration, then Rayleigh–Ritz.
+    /// the symmetric d×d matrix <paramref name="w"/>, from the full deterministic decomposition
+    /// (<see cref="SymmetricEigenTridiagonal"/>).
     /// </summary>
-    public static double[] TopEigenvectors(ReadOnlySpan<double> w, int d, int p, int seed, int iterations = 8)
+    public static double[] TopEigenvectors(ReadOnlySpan<double> w, int d, int p)
     {
-        var rng = new Random(seed);
-        var q = new double[d * p];
-        for (int i = 0; i < q.Length; i++) q[i] = Gaussian(rng);
-        OrthonormalizeColumns(q, d, p, rng);
-        var z = new double[d * p];
-        for (int it = 0; it < iterations; it++)
-        {
-            MultiplySymmetric(w, d, q, p, z);
-            z.AsSpan().CopyTo(q);
-            OrthonormalizeColumns(q, d, p, rng);
-        }
-        MultiplySymmetric(w, d, q, p, z);
-        var h = new double[p * p];
-        for (int a = 0; a < p; a++)
-            for (int b = 0; b < p; b++)
-            {
-                double s = 0;
-                for (int i = 0; i < d; i++) s += q[i * p + a] * z[i * p + b];
-                h[a * p + b] = s;
-            }
-        for (int a = 0; a < p; a++) for (int b = 0; b < a; b++) h[a * p + b] = h[b * p + a] = 0.5 * (h[a * p + b] + h[b * p + a]);
-        var values = new double[p];
-        var vectors = new double[p * p];
-        SymmetricEigen(h, p, values, vectors);
+        var copy = w[..(d * d)].ToArray();
+        var values = new double[d];
+        var rows = new double[d * d];
+        SymmetricEigenTridiagonal(copy, d, values, rows);
         var result = new double[d * p];
-        for (int i = 0; i < d; i++)
-            for (int b = 0; b < p; b++)
-            {
-                double s = 0;
-                for (int a = 0; a < p; a++) s += q[i * p + a] * vectors[a * p + b];
-                result[i * p + b] = s;
-            }
+        for (int b = 0; b < p; b++)
+            for (int i = 0; i < d; i++) result[i * p + b] = rows[b * d + i];
         return result;
-    }
-
-    // z (d×p) = w (d×d) · q (d×p), all row-major.
-    private static void MultiplySymmetric(ReadOnlySpan<double> w, int d, ReadOnlySpan<double> q, int p, Span<double> z)
-    {
-        z[..(d * p)].Clear();
-        for (int i = 0; i < d; i++)
-        {
-            Span<double> zi = z.Slice(i * p, p);
-            ReadOnlySpan<double> wi = w.Slice(i * d, d);
-            for (int j = 0; j < d; j++)
-            {
-                double v = wi[j];
-                if (v != 0) TensorPrimitives.MultiplyAdd<double>(q.Slice(j * p, p), v, zi, zi);
-            }
-        }
     }
 
     public static double Gaussian(Random rng)
@@ -223,49 +241,6 @@ internal static class DenseMath
 
     /// <summary>Length of a packed upper triangle of order <paramref name="d"/>.</summary>
     public static int PackedLength(int d) => d * (d + 1) / 2;
-
-    /// <summary>
-    /// packed += Σ_r x_r x_rᵀ on the packed upper triangle (row i holds columns i..d−1), for <paramref name="count"/>
-    /// float64 rows of length d in <paramref name="rows"/>.
-    /// </summary>
-    public static unsafe void PackedRankUpdate(Span<double> packed, int d, ReadOnlySpan<double> rows, int count)
-    {
-        if (packed.Length < PackedLength(d) || rows.Length < count * d) throw new ArgumentException("Spans are too short.");
-        fixed (double* pk = packed, px = rows)
-        {
-            // Row i of the triangle stays in L1 while every sample row updates it: the triangle is read and written once.
-            for (int i = 0; i < d; i++)
-            {
-                double* row = pk + PackedRowOffset(i, d) - i; // row[j] is element (i, j), j ≥ i
-                int r = 0;
-                if (Vector256.IsHardwareAccelerated)
-                    for (; r + 4 <= count; r += 4)
-                    {
-                        double* x0 = px + (long)r * d, x1 = x0 + d, x2 = x1 + d, x3 = x2 + d;
-                        var v0 = Vector256.Create(x0[i]); var v1 = Vector256.Create(x1[i]);
-                        var v2 = Vector256.Create(x2[i]); var v3 = Vector256.Create(x3[i]);
-                        int j = i;
-                        for (; j + 4 <= d; j += 4)
-                        {
-                            var acc = Vector256.Load(row + j);
-                            acc = Vector256.FusedMultiplyAdd(v0, Vector256.Load(x0 + j), acc);
-                            acc = Vector256.FusedMultiplyAdd(v1, Vector256.Load(x1 + j), acc);
-                            acc = Vector256.FusedMultiplyAdd(v2, Vector256.Load(x2 + j), acc);
-                            acc = Vector256.FusedMultiplyAdd(v3, Vector256.Load(x3 + j), acc);
-                            acc.Store(row + j);
-                        }
-                        double a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
-                        for (; j < d; j++) row[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j];
-                    }
-                for (; r < count; r++)
-                {
-                    double* x = px + (long)r * d;
-                    double a = x[i];
-                    for (int j = i; j < d; j++) row[j] += a * x[j];
-                }
-            }
-        }
-    }
 
     /// <summary>
     /// result (d×p) = Q·M for the symmetric d×d matrix Q given as a packed upper triangle and the row-major d×p matrix M.

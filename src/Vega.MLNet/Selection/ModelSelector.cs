@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Vega.MLNet.Embedding;
 
 namespace Vega.MLNet.Selection;
@@ -64,13 +63,41 @@ public static class ModelSelector
         var scores = new ModelScores[candidates.Count];
         for (int i = 0; i < candidates.Count; i++)
             scores[i] = Score(candidates[i].ModelName, candidates[i].Images, candidates[i].ClassTexts, options);
+        return Rank(scores, options, warnings, Stopwatch.GetElapsedTime(t0));
+    }
+
+    /// <summary>
+    /// Ranks scores computed elsewhere (e.g. by <see cref="SelectionStatistics.Score"/> on merged shards): the paired
+    /// bootstrap across them (when their statistics carry it), then the order by <see cref="SelectionOptions.Metric"/>.
+    /// </summary>
+    /// <param name="scores">One score per model, all on the same images and classes.</param>
+    /// <param name="options">Options; null for the defaults. Its metric and bootstrap options apply.</param>
+    /// <exception cref="ArgumentException">No scores or duplicate model names.</exception>
+    public static RankingResult RankScores(IReadOnlyList<ModelScores> scores, SelectionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        options ??= new SelectionOptions();
+        options.Validate();
+        if (scores.Count == 0) throw new ArgumentException("No model scores to rank; give at least one.", nameof(scores));
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var m in scores)
+            if (!names.Add(m.ModelName)) throw new ArgumentException($"Two scores are named '{m.ModelName}'; model names must be unique.", nameof(scores));
+        return Rank(scores, options, [], TimeSpan.FromTicks(scores.Sum(m => m.ScoringTime.Ticks)));
+    }
+
+    /// <summary>Bootstrap (paired across the models) and order: the ranking of already scored models.</summary>
+    internal static RankingResult Rank(IReadOnlyList<ModelScores> scores, SelectionOptions options, IReadOnlyList<string> warnings, TimeSpan totalTime,
+        IReadOnlyList<SelectionTrial>? trials = null)
+    {
+        var withIntervals = Bootstrap.Apply(scores, options.Metric, options.Bootstrap);
         return new RankingResult
         {
             Metric = options.Metric,
-            Models = Order(scores, options.Metric),
+            Models = Order(withIntervals, options.Metric),
             Warnings = warnings,
             Options = options,
-            TotalTime = Stopwatch.GetElapsedTime(t0),
+            TotalTime = totalTime,
+            Trials = trials,
         };
     }
 
@@ -89,7 +116,7 @@ public static class ModelSelector
             [SelectionMetrics.Name(SelectionMetric.NegativeEntropy)] = f.NegativeEntropy,
             [SelectionMetrics.Name(SelectionMetric.Margin)] = f.Margin,
             [SelectionMetrics.Name(SelectionMetric.MaxCosine)] = f.MaxCosine,
-            [SelectionMetrics.Name(SelectionMetric.Random)] = RandomScore(acc.Options.RandomSeed, acc.ModelName),
+            [SelectionMetrics.Name(SelectionMetric.Dispersity)] = f.Dispersity,
         };
         return new ModelScores
         {
@@ -101,6 +128,7 @@ public static class ModelSelector
             Vega = f.Vega,
             StatisticsTime = statisticsTime,
             GraphTime = graphTime,
+            Material = f.Material,
         };
     }
 
@@ -126,18 +154,5 @@ public static class ModelSelector
         if (!na && va != vb) return vb.CompareTo(va);
         int byName = string.CompareOrdinal(a.ModelName, b.ModelName);
         return byName != 0 ? byName : indexA.CompareTo(indexB);
-    }
-
-    /// <summary>A uniform number in [0, 1) that depends only on the seed and the model name (FNV-1a, then SplitMix64).</summary>
-    internal static double RandomScore(int seed, string modelName)
-    {
-        ulong h = 14695981039346656037UL;
-        foreach (byte b in Encoding.UTF8.GetBytes(modelName)) { h ^= b; h *= 1099511628211UL; }
-        ulong z = h ^ ((ulong)(uint)seed * 0x9E3779B97F4A7C15UL);
-        z += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
-        return (z >> 11) * (1.0 / (1UL << 53));
     }
 }

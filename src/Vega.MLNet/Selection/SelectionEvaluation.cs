@@ -27,8 +27,15 @@ public sealed record MetricEvaluation
     /// <summary>Best accuracy minus the accuracy of the model the metric ranks first (≥ 0).</summary>
     public required double Regret { get; init; }
 
-    /// <summary>The model the metric ranks first.</summary>
-    public required string ChosenModel { get; init; }
+    /// <summary>The model the metric ranks first; null for the random baseline, which chooses none.</summary>
+    public required string? ChosenModel { get; init; }
+
+    /// <summary>
+    /// True for <see cref="SelectionMetric.Random"/>: the values are expectations over a uniformly random choice
+    /// (τ = ρ = 0, top-1 recall = share of best models, top-k recall = share of the true top k, regret = best − mean
+    /// accuracy), not the outcome of one draw.
+    /// </summary>
+    public bool Expected { get; init; }
 }
 
 /// <summary>Evaluation of every metric of one ranking against the true accuracies.</summary>
@@ -43,7 +50,7 @@ public sealed record EvaluationResult
     /// <summary>k of the top-k recall (at most the number of models).</summary>
     public required int TopK { get; init; }
 
-    /// <summary>One evaluation per metric, in <see cref="SelectionMetrics.All"/> order.</summary>
+    /// <summary>One evaluation per metric, in <see cref="SelectionMetrics.All"/> order, then the random baseline's expectations.</summary>
     public required IReadOnlyList<MetricEvaluation> Metrics { get; init; }
 
     /// <summary>The evaluation of <paramref name="metric"/>.</summary>
@@ -181,6 +188,19 @@ public static class SelectionEvaluation
                 ChosenModel = ordered[0].ModelName,
             });
         }
+        // The random baseline in expectation: a uniformly random order of the n models.
+        int bestCount = acc.Count(a => a == best), topCount = acc.Count(a => a >= kth);
+        evaluations.Add(new MetricEvaluation
+        {
+            Metric = SelectionMetric.Random,
+            KendallTau = 0,
+            SpearmanRho = 0,
+            Top1Recall = (double)bestCount / n,
+            TopKRecall = (double)topCount / n,
+            Regret = best - acc.Average(),
+            ChosenModel = null,
+            Expected = true,
+        });
         return new EvaluationResult { Accuracies = byName, BestModel = bestModel, TopK = k, Metrics = evaluations };
     }
 
@@ -191,7 +211,7 @@ public static class SelectionEvaluation
         ArgumentNullException.ThrowIfNull(tasks);
         if (tasks.Count == 0) throw new ArgumentException("No task evaluations to average.", nameof(tasks));
         var result = new List<MetricSummary>();
-        foreach (var metric in SelectionMetrics.All)
+        foreach (var metric in tasks[0].Metrics.Select(m => m.Metric))
         {
             var e = tasks.Select(t => t.For(metric)).ToArray();
             var defined = e.Where(x => !double.IsNaN(x.KendallTau) && !double.IsNaN(x.SpearmanRho)).ToArray();

@@ -24,17 +24,31 @@ public enum SelectionMetric
     /// <summary>Mean maximum cosine similarity between an image and the class texts (name <c>max-cosine</c>).</summary>
     MaxCosine,
 
-    /// <summary>A seeded uniform random score per model name, for reference (name <c>random</c>).</summary>
+    /// <summary>
+    /// Dispersity: the nuclear norm of the N×C softmax prediction matrix (baseline temperature) divided by its upper
+    /// bound √(N·min(N, C)); high when predictions are both confident and spread over the classes (name
+    /// <c>dispersity</c>; Deng et al., arXiv 2302.01094 and 2510.02956).
+    /// </summary>
+    Dispersity,
+
+    /// <summary>
+    /// The random baseline (name <c>random</c>). It is not a score and cannot order models: evaluations report what a
+    /// uniformly random choice achieves in expectation (τ = ρ = 0, top-1 recall = share of best models, regret = best
+    /// minus mean accuracy).
+    /// </summary>
     Random,
 }
 
 /// <summary>Canonical names of the <see cref="SelectionMetric"/> values (the keys of <see cref="ModelScores.Metrics"/>).</summary>
 public static class SelectionMetrics
 {
-    private static readonly string[] Names = ["vega", "vega-node", "vega-edge", "msp", "neg-entropy", "margin", "max-cosine", "random"];
+    private static readonly string[] Names = ["vega", "vega-node", "vega-edge", "msp", "neg-entropy", "margin", "max-cosine", "dispersity", "random"];
 
-    /// <summary>All metrics, in the order they are listed in results and reports.</summary>
-    public static IReadOnlyList<SelectionMetric> All { get; } = Enum.GetValues<SelectionMetric>();
+    /// <summary>
+    /// Every score, in the order they are listed in results and reports (the keys of <see cref="ModelScores.Metrics"/>);
+    /// <see cref="SelectionMetric.Random"/> is not a score and is not listed.
+    /// </summary>
+    public static IReadOnlyList<SelectionMetric> All { get; } = [.. Enum.GetValues<SelectionMetric>().Where(m => m != SelectionMetric.Random)];
 
     /// <summary>The canonical name of <paramref name="metric"/>, e.g. <c>vega</c> or <c>neg-entropy</c>.</summary>
     public static string Name(SelectionMetric metric) => Names[(int)metric];
@@ -54,8 +68,12 @@ public static class SelectionMetrics
 /// <summary>Options of <see cref="ModelSelector"/>: the ranking metric, VEGA's and the baselines' hyper-parameters.</summary>
 public sealed record SelectionOptions
 {
-    /// <summary>The metric that orders the models. Default <see cref="SelectionMetric.Vega"/>.</summary>
-    public SelectionMetric Metric { get; init; } = SelectionMetric.Vega;
+    /// <summary>
+    /// The metric that orders the models. Default <see cref="SelectionMetric.Dispersity"/>, chosen by measurement on the
+    /// demo zoo's development tasks and checked on held-out ones (docs/vega.md, "Default selector"); VEGA and every other
+    /// score are computed and reported either way.
+    /// </summary>
+    public SelectionMetric Metric { get; init; } = SelectionMetric.Dispersity;
 
     /// <summary>VEGA's hyper-parameters.</summary>
     public VegaOptions Vega { get; init; } = new();
@@ -66,8 +84,8 @@ public sealed record SelectionOptions
     /// </summary>
     public double BaselineTemperature { get; init; } = 0.01;
 
-    /// <summary>Seed of the random reference ranking. Default 0.</summary>
-    public int RandomSeed { get; init; }
+    /// <summary>The bootstrap that gives every score an interval and the chosen model its probability of being the best.</summary>
+    public BootstrapOptions Bootstrap { get; init; } = new();
 
     /// <summary>Maximum number of threads used for scoring; 0 = all processors. Results do not depend on it.</summary>
     public int MaxDegreeOfParallelism { get; init; }
@@ -76,7 +94,11 @@ public sealed record SelectionOptions
     {
         ArgumentNullException.ThrowIfNull(Vega, nameof(Vega));
         Vega.Validate();
+        ArgumentNullException.ThrowIfNull(Bootstrap, nameof(Bootstrap));
+        Bootstrap.Validate();
         if (!Enum.IsDefined(Metric)) throw new ArgumentOutOfRangeException(nameof(Metric), Metric, "Unknown selection metric.");
+        if (Metric == SelectionMetric.Random)
+            throw new ArgumentException("The random baseline is not a score and cannot order models; evaluations report its expected τ, recall and regret. Choose a score such as vega, msp or dispersity.", nameof(Metric));
         if (!(BaselineTemperature > 0) || double.IsInfinity(BaselineTemperature))
             throw new ArgumentOutOfRangeException(nameof(BaselineTemperature), BaselineTemperature, "The baseline softmax temperature must be a positive finite number (default 0.01).");
         if (MaxDegreeOfParallelism < 0)
@@ -84,4 +106,30 @@ public sealed record SelectionOptions
     }
 
     internal int Threads => MaxDegreeOfParallelism > 0 ? MaxDegreeOfParallelism : Environment.ProcessorCount;
+}
+
+/// <summary>
+/// Options of the bootstrap behind every score's interval. Images are split into 64 groups by a hash of their index and
+/// the seed; each replicate gives every group a Poisson(1) weight (the same weights for every candidate, so the
+/// comparison is paired). VEGA's edge term is resampled over classes instead (its units are class pairs). See
+/// docs/vega.md, "Uncertainty".
+/// </summary>
+public sealed record BootstrapOptions
+{
+    /// <summary>Number of bootstrap replicates; 0 turns intervals off. Default 200.</summary>
+    public int Replicates { get; init; } = 200;
+
+    /// <summary>Coverage of the percentile intervals, in (0, 1). Default 0.95.</summary>
+    public double Level { get; init; } = 0.95;
+
+    /// <summary>Seed of the image groups and the replicate weights; results are a function of it. Default 0.</summary>
+    public int Seed { get; init; }
+
+    internal void Validate()
+    {
+        if (Replicates < 0 || Replicates > 100_000)
+            throw new ArgumentOutOfRangeException(nameof(Replicates), Replicates, "Bootstrap replicates must lie in [0, 100000] (default 200; 0 turns intervals off).");
+        if (!(Level > 0 && Level < 1))
+            throw new ArgumentOutOfRangeException(nameof(Level), Level, "The bootstrap interval level must lie strictly between 0 and 1 (default 0.95).");
+    }
 }

@@ -120,6 +120,34 @@ public sealed record ModelScores
 
     /// <summary>The value of <paramref name="metric"/>.</summary>
     public double Metric(SelectionMetric metric) => Metrics[SelectionMetrics.Name(metric)];
+
+    /// <summary>
+    /// The bootstrap interval of every metric (by canonical name) at <see cref="BootstrapOptions.Level"/>; null when the
+    /// bootstrap is off. A metric without enough defined replicates (e.g. dispersity with very many classes) is absent.
+    /// </summary>
+    public IReadOnlyDictionary<string, ScoreInterval>? Intervals { get; init; }
+
+    /// <summary>Fraction of bootstrap replicates in which this model ranks first under the ranking metric; null without bootstrap.</summary>
+    public double? TopProbability { get; init; }
+
+    /// <summary>The interval of <paramref name="metric"/>, or null.</summary>
+    public ScoreInterval? Interval(SelectionMetric metric) => Intervals?.GetValueOrDefault(SelectionMetrics.Name(metric));
+
+    /// <summary>Per-group sums, Gram matrices and edges for the paired bootstrap; null for hand-built scores.</summary>
+    internal BootstrapMaterial? Material { get; init; }
+}
+
+/// <summary>A bootstrap percentile interval of one score.</summary>
+/// <param name="Lower">Lower end.</param>
+/// <param name="Upper">Upper end.</param>
+public sealed record ScoreInterval(double Lower, double Upper)
+{
+    /// <summary>Whether the two intervals share a point.</summary>
+    public bool Overlaps(ScoreInterval other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Lower <= other.Upper && other.Lower <= Upper;
+    }
 }
 
 /// <summary>Candidate models ordered by one label-free metric.</summary>
@@ -142,4 +170,23 @@ public sealed record RankingResult
 
     /// <summary>Wall time of scoring and ordering all models.</summary>
     public required TimeSpan TotalTime { get; init; }
+
+    /// <summary>
+    /// The bootstrap probability that the chosen model is really the best under <see cref="Metric"/> (the share of
+    /// paired replicates in which it ranks first); null without bootstrap.
+    /// </summary>
+    public double? ChosenProbability => Models.Count > 0 ? Models[0].TopProbability : null;
+
+    /// <summary>
+    /// True when the bootstrap intervals of the first two models under <see cref="Metric"/> overlap: the data do not
+    /// separate them, and the choice is "too close to call".
+    /// </summary>
+    public bool TooCloseToCall =>
+        Models.Count >= 2 && Models[0].Interval(Metric) is { } a && Models[1].Interval(Metric) is { } b && a.Overlaps(b);
+
+    /// <summary>
+    /// The trials of a budgeted search (successive halving), in the order they ran; null for a ranking in which every
+    /// candidate scored every image.
+    /// </summary>
+    public IReadOnlyList<SelectionTrial>? Trials { get; init; }
 }

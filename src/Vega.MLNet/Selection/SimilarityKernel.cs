@@ -75,7 +75,7 @@ internal static unsafe class SimilarityKernel
     /// <summary>Per-image quantities every scorer needs, from one row of cosines.</summary>
     public struct RowStatistics
     {
-        public int Label;            // argmax cosine (lowest index on ties)
+        public int Label;              // argmax cosine (lowest index on ties)
         public double MaxCosine;
         public double NodeProbability; // softmax probability of Label at the VEGA temperature
         public double MaxProbability;  // at the baseline temperature
@@ -84,81 +84,44 @@ internal static unsafe class SimilarityKernel
     }
 
     /// <summary>
-    /// Softmax statistics of one row of cosines at two temperatures. Exponentials are float32 (after subtracting the
-    /// maximum), sums float64. <paramref name="scratch"/> must hold the row's length.
+    /// Softmax statistics of one row of float64 cosines at two temperatures, in float64 (exponentials after subtracting
+    /// the maximum). <paramref name="probabilities"/> receives the softmax at the baseline temperature;
+    /// <paramref name="scratch"/> must hold the row's length.
     /// </summary>
-    public static RowStatistics Row(ReadOnlySpan<float> cosines, double vegaTemperature, double baselineTemperature, Span<float> scratch)
+    public static RowStatistics Row(ReadOnlySpan<double> cosines, double vegaTemperature, double baselineTemperature, Span<double> probabilities, Span<double> scratch)
     {
+        int c = cosines.Length;
         int label = 0;
-        float max = cosines[0], second = float.NegativeInfinity;
-        for (int k = 1; k < cosines.Length; k++)
+        double max = cosines[0], second = double.NegativeInfinity;
+        for (int k = 1; k < c; k++)
         {
-            float v = cosines[k];
+            double v = cosines[k];
             if (v > max) { second = max; max = v; label = k; }
             else if (v > second) second = v;
         }
-        Span<float> e = scratch[..cosines.Length];
+        Span<double> z = scratch[..c], p = probabilities[..c];
 
-        // VEGA node probability: p = 1 / Σ_k exp((c_k − max)/T) (the argmax term is exp(0) = 1).
-        TensorPrimitives.Subtract(cosines, max, e);
-        TensorPrimitives.Multiply(e, (float)(1.0 / vegaTemperature), e);
-        TensorPrimitives.Exp(e, e);
-        double sNode = SumAsDouble(e);
+        // VEGA node probability: 1 / Σ_k exp((c_k − max)/T) (the argmax term is exp(0) = 1).
+        TensorPrimitives.Subtract(cosines, max, z);
+        TensorPrimitives.Divide(z, vegaTemperature, p);
+        TensorPrimitives.Exp(p, p);
+        double sNode = TensorPrimitives.Sum<double>(p);
 
-        // Baselines: z_k = (c_k − max)/T_b, H = ln S − Σ e_k z_k / S.
-        TensorPrimitives.Subtract(cosines, max, e);
-        TensorPrimitives.Multiply(e, (float)(1.0 / baselineTemperature), e);
-        double sz = 0, s = 0;
-        // Σ e_k z_k needs z before it is overwritten by e: do it in one fused pass per vector block.
-        int w = Vector<float>.Count, i = 0;
-        Vector<double> accE = default, accEz = default;
-        if (Vector.IsHardwareAccelerated)
-        {
-            for (; i + w <= e.Length; i += w)
-            {
-                var z = new Vector<float>(e[i..]);
-                var ex = Vector.Exp(z);
-                ex.CopyTo(e[i..]);
-                Vector.Widen(ex, out var lo, out var hi);
-                Vector.Widen(ex * z, out var zlo, out var zhi);
-                accE += lo + hi;
-                accEz += zlo + zhi;
-            }
-            s = Vector.Sum(accE);
-            sz = Vector.Sum(accEz);
-        }
-        for (; i < e.Length; i++)
-        {
-            float z = e[i];
-            float ex = MathF.Exp(z);
-            e[i] = ex;
-            s += ex;
-            sz += (double)ex * z;
-        }
-        double secondProb = cosines.Length > 1 ? Math.Exp((second - max) / baselineTemperature) / s : 0;
+        // Baselines: z_k = (c_k − max)/T_b, p = e^z / S, H = ln S − Σ p_k z_k.
+        TensorPrimitives.Divide(z, baselineTemperature, z);
+        TensorPrimitives.Exp(z, p);
+        double s = TensorPrimitives.Sum<double>(p);
+        TensorPrimitives.Divide(p, s, p);
+        double pz = TensorPrimitives.Dot<double>(p, z);
+        double secondProb = c > 1 ? Math.Exp((second - max) / baselineTemperature) / s : 0;
         return new RowStatistics
         {
             Label = label,
             MaxCosine = max,
             NodeProbability = 1.0 / sNode,
             MaxProbability = 1.0 / s,
-            Entropy = Math.Log(s) - sz / s,
+            Entropy = Math.Log(s) - pz,
             Margin = 1.0 / s - secondProb,
         };
-    }
-
-    private static double SumAsDouble(ReadOnlySpan<float> v)
-    {
-        int w = Vector<float>.Count, i = 0;
-        Vector<double> acc = default;
-        if (Vector.IsHardwareAccelerated)
-            for (; i + w <= v.Length; i += w)
-            {
-                Vector.Widen(new Vector<float>(v[i..]), out var lo, out var hi);
-                acc += lo + hi;
-            }
-        double s = Vector.Sum(acc);
-        for (; i < v.Length; i++) s += v[i];
-        return s;
     }
 }

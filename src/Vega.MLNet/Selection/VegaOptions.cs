@@ -74,9 +74,10 @@ public sealed record VegaOptions
     public double VarianceFloor { get; init; } = 1e-6;
 
     /// <summary>
-    /// Full covariance modes only: the number p of pooled within-class principal directions in which covariances are
-    /// kept in full; the remaining D−p directions get one variance per class. p ≥ D (or null) is the exact full
-    /// covariance, whose pairwise cost is O(C²·D³). Default 32.
+    /// Full covariance modes only: the number p of pooled within-class principal directions (the top eigenvectors of the
+    /// pooled within-class covariance, from a deterministic eigen-decomposition) in which covariances are kept in full;
+    /// the remaining D−p directions get one variance per class. p ≥ D (or null) is the exact full covariance, whose
+    /// pairwise cost is O(C²·D³/3). Default 32. The measured error of this approximation is in docs/vega.md.
     /// </summary>
     public int? FullSubspaceDimension { get; init; } = 32;
 
@@ -86,8 +87,43 @@ public sealed record VegaOptions
     /// <summary>Keep the C×C textual and visual edge matrices in the result (for the report's heatmaps). Default true.</summary>
     public bool KeepEdgeMatrices { get; init; } = true;
 
-    /// <summary>Seed of the randomized subspace iteration of the full covariance modes. Default 1.</summary>
-    public int Seed { get; init; } = 1;
+    /// <summary>
+    /// The edge score s_e when the edge correlation is undefined (fewer than 3 classes in the edge term, a constant or
+    /// non-finite side, no covariance): 0.5 (r = 0, no evidence either way) by default, 0 in <see cref="Paper"/>.
+    /// </summary>
+    public double UndefinedEdgeScore { get; init; } = 0.5;
+
+    /// <summary>
+    /// The published definition of VEGA (arXiv 2412.20682), as specified for this library: full covariance in the full
+    /// embedding dimension (<see cref="FullSubspaceDimension"/> = null), Ledoit–Wolf shrinkage towards (tr S/D)·I with
+    /// intensity max(α_LW, 0.1), no variance floor, visual edges exp(−D_B), node temperature 0.05, classes with fewer
+    /// than 2 pseudo-labelled images left out, s_e = (r + 1)/2 and 0 when r is undefined, VEGA = s_n + s_e.
+    /// Deterministic: nothing depends on a seed. See docs/vega.md.
+    /// </summary>
+    public static VegaOptions Paper { get; } = new()
+    {
+        Temperature = 0.05,
+        EdgeKind = VisualEdgeKind.ExpNegativeBhattacharyya,
+        Covariance = CovarianceMode.FullLedoitWolf,
+        ShrinkageFloor = 0.1,
+        VarianceFloor = 0,
+        FullSubspaceDimension = null,
+        MinImagesPerClass = 2,
+        UndefinedEdgeScore = 0,
+    };
+
+    /// <summary>The named presets: <c>default</c> (<c>new VegaOptions()</c>) and <c>paper</c> (<see cref="Paper"/>).</summary>
+    /// <exception cref="ArgumentException">An unknown name; the message lists the presets.</exception>
+    public static VegaOptions Preset(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name.Trim().ToLowerInvariant() switch
+        {
+            "default" => new VegaOptions(),
+            "paper" => Paper,
+            _ => throw new ArgumentException($"Unknown VEGA preset '{name}'; use default or paper.", nameof(name)),
+        };
+    }
 
     internal void Validate()
     {
@@ -103,6 +139,8 @@ public sealed record VegaOptions
             throw new ArgumentOutOfRangeException(nameof(FullSubspaceDimension), FullSubspaceDimension, "The full-covariance subspace dimension must be ≥ 1, or null for the exact full covariance (default 32).");
         if (MinImagesPerClass < 2)
             throw new ArgumentOutOfRangeException(nameof(MinImagesPerClass), MinImagesPerClass, "A class needs at least 2 images for a covariance; MinImagesPerClass must be ≥ 2 (default 2).");
+        if (!(UndefinedEdgeScore >= 0 && UndefinedEdgeScore <= 1))
+            throw new ArgumentOutOfRangeException(nameof(UndefinedEdgeScore), UndefinedEdgeScore, "The edge score used when the correlation is undefined must lie in [0, 1] (default 0.5; the paper preset uses 0).");
         if (!Enum.IsDefined(EdgeKind)) throw new ArgumentOutOfRangeException(nameof(EdgeKind), EdgeKind, "Unknown visual edge kind.");
         if (!Enum.IsDefined(Covariance)) throw new ArgumentOutOfRangeException(nameof(Covariance), Covariance, "Unknown covariance mode.");
     }

@@ -6,7 +6,7 @@ using Vega.MLNet.Text;
 
 namespace Vega.MLNet.Selection;
 
-/// <summary>Options of <see cref="VisionLanguageModelSelection.SelectVisionLanguageModel"/>.</summary>
+/// <summary>Options of <see cref="VisionLanguageModelSelection"/>.SelectVisionLanguageModel.</summary>
 public sealed record VlmSelectionOptions
 {
     /// <summary>Prompt templates for the class names (default <c>"a photo of a {}."</c>).</summary>
@@ -29,14 +29,20 @@ public sealed record VlmSelectionOptions
 
     /// <summary>Replaces the plain engine call (e.g. to show a progress bar); null uses <see cref="ImageEmbedder.Embed"/>.</summary>
     public Func<ClipModel, ImageSource, ImageEmbeddingOptions, CancellationToken, ImageEmbeddings>? EmbedImages { get; init; }
+
+    /// <summary>
+    /// Run a budgeted search (successive halving) instead of scoring every candidate on every image; null (default)
+    /// scores every image with every model. See <see cref="BudgetedSearchOptions"/>.
+    /// </summary>
+    public BudgetedSearchOptions? BudgetedSearch { get; init; }
 }
 
 /// <summary>What happened to one candidate model during a selection run.</summary>
 /// <param name="ModelName">The model's name.</param>
-/// <param name="ImagesEmbedded">Images with an embedding (scored).</param>
+/// <param name="ImagesEmbedded">Images with an embedding (scored); in a budgeted search, the candidate's sample.</param>
 /// <param name="FromCache">Of those, served by the cache.</param>
 /// <param name="EmbeddingTime">Wall time of image and class-text embedding.</param>
-/// <param name="Accuracy">Zero-shot accuracy when the images carry labels.</param>
+/// <param name="Accuracy">Zero-shot accuracy when the images carry labels (in a budgeted search, on the candidate's sample).</param>
 public sealed record CandidateRun(string ModelName, int ImagesEmbedded, int FromCache, TimeSpan EmbeddingTime, double? Accuracy);
 
 /// <summary>The outcome of a model selection run.</summary>
@@ -58,7 +64,10 @@ public sealed class VlmSelectionResult
     /// <summary>The chosen model (first in <see cref="Ranking"/>).</summary>
     public string ChosenModel => Ranking.Chosen.ModelName;
 
-    /// <summary>Kendall τ-b, Spearman ρ, top-1/top-k recall and regret of every metric, when every image has a label.</summary>
+    /// <summary>
+    /// Kendall τ-b, Spearman ρ, top-1/top-k recall and regret of every metric, when every image has a label and every
+    /// candidate scored every image (null after a budgeted search).
+    /// </summary>
     public EvaluationResult? Evaluation { get; }
 
     /// <summary>Per-model embedding figures and accuracies.</summary>
@@ -90,62 +99,83 @@ public static class VisionLanguageModelSelection
         VlmSelectionOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(models);
+        return SelectVisionLanguageModel([.. models.Select(m => ModelCandidate.FromModel(m ?? throw new ArgumentNullException(nameof(models))))], images, classNames, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Ranks candidate models, loaded on first use (a budgeted search records a candidate that fails to load as a failed
+    /// trial and goes on; a full ranking stops with the error).
+    /// </summary>
+    /// <exception cref="ArgumentException">No candidates, duplicate names, fewer than two classes, no readable image,
+    /// towers of different widths, a label that is not one of the classes, or (budgeted search) no candidate could be scored.</exception>
+    public static VlmSelectionResult SelectVisionLanguageModel(IReadOnlyList<ModelCandidate> candidates, ImageSource images, IReadOnlyList<string> classNames,
+        VlmSelectionOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(classNames);
         options ??= new VlmSelectionOptions();
         options.Selection.Validate();
-        if (models.Count == 0) throw new ArgumentException("No candidate models; give at least one model.", nameof(models));
+        options.BudgetedSearch?.Validate();
+        if (candidates.Count == 0) throw new ArgumentException("No candidate models; give at least one model.", nameof(candidates));
         PromptTemplates.ValidateClassNames(classNames);
         if (classNames.Count < 2) throw new ArgumentException("Model selection needs at least two classes (with one class every model is trivially right).", nameof(classNames));
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var m in models)
-            if (!seen.Add(m.Name)) throw new ArgumentException($"Two candidate models are named '{m.Name}'; give them distinct names (clip.json \"name\" or distinct folders).", nameof(models));
+        foreach (var m in candidates)
+            if (!seen.Add(m.Name)) throw new ArgumentException($"Two candidate models are named '{m.Name}'; give them distinct names (clip.json \"name\" or distinct folders).", nameof(candidates));
         if (images.Count == 0) throw new ArgumentException($"No images in {images.Description}.", nameof(images));
+        if (options.BudgetedSearch is { } search)
+            return SuccessiveHalving.Run(candidates, images, classNames, options, search, cancellationToken);
 
         var clock = Stopwatch.StartNew();
         var classIndex = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int c = 0; c < classNames.Count; c++) classIndex[classNames[c]] = c;
 
-        var scores = new List<ModelScores>(models.Count);
-        var runs = new List<CandidateRun>(models.Count);
+        var scores = new List<ModelScores>(candidates.Count);
+        var runs = new List<CandidateRun>(candidates.Count);
         var accuracies = new Dictionary<string, double>(StringComparer.Ordinal);
         IReadOnlyList<SkippedItem> skipped = [];
         bool labelled = true;
-        for (int k = 0; k < models.Count; k++)
+        for (int k = 0; k < candidates.Count; k++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var model = models[k];
-            options.OnModelStarting?.Invoke(k, model);
-            long t0 = Stopwatch.GetTimestamp();
-            var texts = model.EmbedClassNames(classNames, options.Templates, options.Text, cancellationToken);
-            var embedded = options.EmbedImages is { } embed
-                ? embed(model, images, options.Images, cancellationToken)
-                : ImageEmbedder.Embed(model, images, options.Images, cancellationToken);
-            var embeddingTime = Stopwatch.GetElapsedTime(t0);
-            if (embedded.Embeddings.Count == 0)
-                throw new ArgumentException($"No image of {images.Description} could be read ({embedded.Skipped.Count} skipped; first: {embedded.Skipped.FirstOrDefault()?.Reason}).", nameof(images));
-            if (embedded.Skipped.Count > skipped.Count) skipped = embedded.Skipped;
-
-            scores.Add(ModelSelector.Score(model.Name, embedded.Embeddings, texts, options.Selection));
-            double? accuracy = null;
-            if (labelled && Labels(embedded.Items, classIndex) is { } labels)
+            var candidate = candidates[k];
+            var model = candidate.Load();
+            try
             {
-                accuracy = SelectionEvaluation.ZeroShotAccuracy(embedded.Embeddings, texts, labels);
-                accuracies[model.Name] = accuracy.Value;
+                options.OnModelStarting?.Invoke(k, model);
+                long t0 = Stopwatch.GetTimestamp();
+                var texts = model.EmbedClassNames(classNames, options.Templates, options.Text, cancellationToken);
+                var embedded = options.EmbedImages is { } embed
+                    ? embed(model, images, options.Images, cancellationToken)
+                    : ImageEmbedder.Embed(model, images, options.Images, cancellationToken);
+                var embeddingTime = Stopwatch.GetElapsedTime(t0);
+                if (embedded.Embeddings.Count == 0)
+                    throw new ArgumentException($"No image of {images.Description} could be read ({embedded.Skipped.Count} skipped; first: {embedded.Skipped.FirstOrDefault()?.Reason}).", nameof(images));
+                if (embedded.Skipped.Count > skipped.Count) skipped = embedded.Skipped;
+
+                // Each row carries its image's index, so the bootstrap pairs the same images across models.
+                long s0 = Stopwatch.GetTimestamp();
+                var statistics = new ScoringAccumulator(candidate.Name, texts, options.Selection);
+                statistics.Add(embedded.Embeddings, embedded.Items.Select(i => (long)i.Index).ToArray());
+                scores.Add(ModelSelector.Finish(statistics, Stopwatch.GetElapsedTime(s0)));
+                double? accuracy = null;
+                if (labelled && Labels(embedded.Items, classIndex) is { } labels)
+                {
+                    accuracy = SelectionEvaluation.ZeroShotAccuracy(embedded.Embeddings, texts, labels);
+                    accuracies[candidate.Name] = accuracy.Value;
+                }
+                else labelled = false;
+                runs.Add(new CandidateRun(candidate.Name, embedded.Embeddings.Count, embedded.FromCache, embeddingTime, accuracy));
             }
-            else labelled = false;
-            runs.Add(new CandidateRun(model.Name, embedded.Embeddings.Count, embedded.FromCache, embeddingTime, accuracy));
+            finally
+            {
+                if (candidate.Owned) model.Dispose();
+            }
         }
 
-        var ranking = new RankingResult
-        {
-            Metric = options.Selection.Metric,
-            Models = ModelSelector.Order(scores, options.Selection.Metric),
-            Warnings = [],
-            Options = options.Selection,
-            TotalTime = TimeSpan.FromTicks(scores.Sum(s => s.ScoringTime.Ticks)),
-        };
-        var evaluation = labelled ? SelectionEvaluation.Evaluate(ranking, accuracies, Math.Min(options.TopK, models.Count)) : null;
+        var ranking = ModelSelector.Rank(scores, options.Selection, [], TimeSpan.FromTicks(scores.Sum(s => s.ScoringTime.Ticks)));
+        var evaluation = labelled ? SelectionEvaluation.Evaluate(ranking, accuracies, Math.Min(options.TopK, candidates.Count)) : null;
         return new VlmSelectionResult(ranking, evaluation, runs, skipped, classNames, clock.Elapsed);
     }
 

@@ -26,7 +26,7 @@ public sealed class HtmlReportTests
             var r = new Random(500 + i);
             return ($"clip-{i} <noise {level}> & co", Synthetic.Around(r, protos, d, labels, level), Synthetic.Around(r, protos, d, Enumerable.Range(0, Classes).ToArray(), 0.3));
         }).ToArray();
-        var (ranking, evaluation) = SelectionEvaluation.RankAndEvaluate(candidates, labels, new SelectionOptions { Vega = new VegaOptions { MinImagesPerClass = 2 } });
+        var (ranking, evaluation) = SelectionEvaluation.RankAndEvaluate(candidates, labels, new SelectionOptions { Metric = SelectionMetric.Vega, Vega = new VegaOptions { MinImagesPerClass = 2 } });
         return (ranking, evaluation, Enumerable.Range(0, Classes).Select(k => $"class \"{k}\" <b>").ToArray());
     });
 
@@ -46,6 +46,37 @@ public sealed class HtmlReportTests
         Assert.DoesNotContain("<b>", html);
         Assert.Equal(html, HtmlReport.Render(ranking, evaluation, Options)); // deterministic
     }
+
+    [Fact]
+    public void TheReportShowsIntervalsTheChoicesProbabilityTheRandomExpectationAndTrials()
+    {
+        var (ranking, evaluation, _) = Zoo.Value;
+        string html = HtmlReport.Render(ranking, evaluation, Options);
+        Assert.Matches("<p id=\"confidence\" class=\"(close|clear)\">", html);
+        Assert.Contains(Pct(ranking.ChosenProbability!.Value), Regex.Match(html, "<p id=\"confidence\".*?</p>", RegexOptions.Singleline).Value);
+        Assert.Equal(ranking.Models.Count, Regex.Matches(html, "<td class=\"num interval\">\\[").Count);
+        Assert.Equal(ranking.Models.Count, Regex.Matches(html, "<td class=\"num probability\">").Count);
+        var random = Regex.Match(html, "<tr class=\"metric-row expected\" data-metric=\"random\">.*?</tr>", RegexOptions.Singleline).Value;
+        Assert.Contains("(expected)", random);
+        Assert.Contains("uniform random choice", random);
+        Assert.DoesNotContain("id=\"trials\"", html);
+
+        // After a budgeted search the trials are listed, a failed one with its error.
+        var settings = new SelectionTrialSettings(0, "broken <model>", 0, 64);
+        var trials = new[]
+        {
+            new SelectionTrial { Settings = settings, Status = SelectionTrialStatus.Failed, Metric = double.NaN, DurationInMilliseconds = 3, ImagesEmbedded = 0, Error = "no ONNX file" },
+            new SelectionTrial { Settings = settings with { TrialId = 1, ModelName = ranking.Models[0].ModelName }, Status = SelectionTrialStatus.Completed, Metric = 0.5, DurationInMilliseconds = 40, ImagesEmbedded = 64, Interval = new ScoreInterval(0.4, 0.6) },
+        };
+        string searched = HtmlReport.Render(ranking with { Trials = trials }, evaluation, Options);
+        var table = Regex.Match(searched, "<table id=\"trials\">.*?</table>", RegexOptions.Singleline).Value;
+        Assert.Equal(2, Regex.Matches(table, "<tr class=\"trial-row").Count);
+        Assert.Contains("failed: no ONNX file", table);
+        Assert.Contains("broken &lt;model&gt;", table);
+        Assert.Contains("[0.4000, 0.6000]", table);
+    }
+
+    private static string Pct(double v) => (100 * v).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) + " %";
 
     [Fact]
     public void LargeClassCountsBecomeAnInlinePngThatDecodesToOnePixelPerCell()

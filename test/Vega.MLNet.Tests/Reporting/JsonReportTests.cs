@@ -18,7 +18,8 @@ public sealed class JsonReportTests
         var (ranking, evaluation) = SelectionEvaluation.RankAndEvaluate(candidates, labels, new SelectionOptions { Vega = new VegaOptions { MinImagesPerClass = 1000 } });
         using var doc = JsonDocument.Parse(JsonReport.Serialize(ranking, evaluation, includeEdgeMatrices: true));
         var root = doc.RootElement;
-        Assert.Equal("vega", root.GetProperty("metric").GetString());
+        Assert.Equal(JsonReport.SchemaVersion, root.GetProperty("schemaVersion").GetInt32());
+        Assert.Equal("dispersity", root.GetProperty("metric").GetString()); // the default selector
         Assert.Equal(ranking.Chosen.ModelName, root.GetProperty("chosen").GetString());
         var models = root.GetProperty("models").EnumerateArray().ToArray();
         Assert.Equal(ranking.Models.Select(m => m.ModelName), models.Select(m => m.GetProperty("name").GetString()));
@@ -32,7 +33,18 @@ public sealed class JsonReportTests
             Assert.Equal("NaN", vega.GetProperty("edges").GetProperty("visual")[0].GetString()); // NaN survives as a named literal
         }
         Assert.Equal(evaluation.BestModel, root.GetProperty("evaluation").GetProperty("bestModel").GetString());
-        Assert.Equal(SelectionMetrics.All.Count, root.GetProperty("evaluation").GetProperty("metrics").GetArrayLength());
+        // Every score, then the random baseline as expectations (no chosen model).
+        var evaluated = root.GetProperty("evaluation").GetProperty("metrics");
+        Assert.Equal(SelectionMetrics.All.Count + 1, evaluated.GetArrayLength());
+        var random = evaluated[SelectionMetrics.All.Count];
+        Assert.Equal("random", random.GetProperty("metric").GetString());
+        Assert.True(random.GetProperty("expected").GetBoolean());
+        Assert.False(random.TryGetProperty("chosenModel", out _));
+        // Bootstrap: an interval per metric and P(best) per model, the chosen model's probability at the top.
+        Assert.Equal(ranking.ChosenProbability!.Value, root.GetProperty("chosenProbability").GetDouble());
+        Assert.Equal(ranking.TooCloseToCall, root.GetProperty("tooCloseToCall").GetBoolean());
+        var iv = models[0].GetProperty("intervals").GetProperty("msp");
+        Assert.Equal(ranking.Models[0].Interval(SelectionMetric.MaxSoftmax)!.Lower, iv.GetProperty("lower").GetDouble());
         using var small = JsonDocument.Parse(JsonReport.Serialize(ranking));
         Assert.False(small.RootElement.GetProperty("models")[0].GetProperty("vega").TryGetProperty("edges", out _));
         Assert.False(small.RootElement.TryGetProperty("evaluation", out _));

@@ -12,7 +12,10 @@ namespace Vega.MLNet.Tests.Selection;
 internal static class NaiveVega
 {
     public sealed record Result(double NodeScore, double EdgeScore, double? Correlation, double Msp, double NegEntropy, double Margin, double MaxCosine,
-        int[] Valid, double[,] Distances, double[] Alpha);
+        int[] Valid, double[,] Distances, double[] Alpha, double Dispersity)
+    {
+        public double Vega => NodeScore + EdgeScore;
+    }
 
     public static Result Compute(EmbeddingMatrix images, EmbeddingMatrix texts, SelectionOptions o)
     {
@@ -22,6 +25,7 @@ internal static class NaiveVega
         double[][] x = Enumerable.Range(0, n).Select(i => Normalize(images.Row(i).ToArray())).ToArray();
         var labels = new int[n];
         double node = 0, msp = 0, ent = 0, margin = 0, maxCos = 0;
+        var gram = new double[c * c]; // PᵀP of the baseline softmax predictions, formed directly
         for (int i = 0; i < n; i++)
         {
             var cos = t.Select(tk => Dot(x[i], tk)).ToArray();
@@ -36,7 +40,12 @@ internal static class NaiveVega
             margin += sorted[0] - sorted[1];
             ent += -pb.Where(z => z > 0).Sum(z => z * Math.Log(z));
             maxCos += cos[label];
+            for (int a = 0; a < c; a++) for (int b = 0; b < c; b++) gram[a * c + b] += pb[a] * pb[b];
         }
+        // Nuclear norm of P = Σ singular values = Σ √λ(PᵀP), eigenvalues by Jacobi rotations; normalised by √(N·min(N, C)).
+        var eig = new double[c];
+        Jacobi.SymmetricEigen(gram, c, eig, new double[c * c]);
+        double dispersity = eig.Sum(l => Math.Sqrt(Math.Max(l, 0))) / Math.Sqrt((double)n * Math.Min(n, c));
 
         var members = Enumerable.Range(0, c).Select(k => Enumerable.Range(0, n).Where(i => labels[i] == k).Select(i => x[i]).ToArray()).ToArray();
         int[] valid = Enumerable.Range(0, c).Where(k => members[k].Length >= v.MinImagesPerClass).ToArray();
@@ -83,7 +92,7 @@ internal static class NaiveVega
                 for (int a = 0; a < d; a++) for (int b = 0; b < d; b++) w[a * d + b] += cnt * cov[i][a, b];
             }
             for (int a = 0; a < d * d; a++) w[a] /= total;
-            double[] basis = DenseMath.TopEigenvectors(w, d, p, v.Seed);
+            double[] basis = DenseMath.TopEigenvectors(w, d, p);
             var proj = new double[d, d]; // P Pᵀ
             for (int a = 0; a < d; a++) for (int b = 0; b < d; b++) for (int z = 0; z < p; z++) proj[a, b] += basis[a * p + z] * basis[b * p + z];
             for (int i = 0; i < nv; i++)
@@ -128,8 +137,8 @@ internal static class NaiveVega
                 });
             }
         double? r = nv >= 3 ? PearsonNaive(et, ev) : null;
-        double se = r is double rr ? (rr + 1) / 2 : 0.5;
-        return new Result(node / n, se, r, msp / n, -ent / n, margin / n, maxCos / n, valid, dist, alpha);
+        double se = r is double rr ? (rr + 1) / 2 : v.UndefinedEdgeScore;
+        return new Result(node / n, se, r, msp / n, -ent / n, margin / n, maxCos / n, valid, dist, alpha, dispersity);
     }
 
     /// <summary>scikit-learn's ledoit_wolf_shrinkage on the centred samples, written out.</summary>

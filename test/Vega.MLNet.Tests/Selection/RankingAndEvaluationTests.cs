@@ -59,7 +59,6 @@ public sealed class RankingAndEvaluationTests(ITestOutputHelper output)
         var metrics = SelectionMetrics.All.ToDictionary(SelectionMetrics.Name, _ => 0.0);
         metrics["vega"] = vega;
         metrics["msp"] = msp;
-        metrics["random"] = ModelSelector.RandomScore(0, name);
         return new ModelScores
         {
             ModelName = name, ImageCount = 1, ClassCount = 2, Dimension = 2, Metrics = metrics, StatisticsTime = TimeSpan.Zero, GraphTime = TimeSpan.Zero,
@@ -105,13 +104,51 @@ public sealed class RankingAndEvaluationTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void RandomScoreDependsOnlyOnSeedAndName()
+    public void TheRandomBaselineIsTheExpectationOverEveryOrderOfTheModels()
     {
-        Assert.Equal(ModelSelector.RandomScore(3, "ViT-B/32"), ModelSelector.RandomScore(3, "ViT-B/32"));
-        Assert.NotEqual(ModelSelector.RandomScore(3, "ViT-B/32"), ModelSelector.RandomScore(4, "ViT-B/32"));
-        var values = Enumerable.Range(0, 2000).Select(i => ModelSelector.RandomScore(1, "m" + i)).ToArray();
-        Assert.All(values, v => Assert.InRange(v, 0, 1));
-        Assert.InRange(values.Average(), 0.45, 0.55);
+        // Oracle: enumerate all 5! orders of five models (accuracies with ties), evaluate each order as a metric, average.
+        string[] names = ["a", "b", "c", "d", "e"];
+        var acc = new Dictionary<string, double> { ["a"] = 0.9, ["b"] = 0.8, ["c"] = 0.9, ["d"] = 0.5, ["e"] = 0.8 };
+        var ev = SelectionEvaluation.Evaluate(Ranking(names.Select(n => Fake(n, 0, 0)).ToArray()), acc, topK: 2);
+        var random = ev.For(SelectionMetric.Random);
+        Assert.True(random.Expected);
+        Assert.Null(random.ChosenModel);
+        Assert.Same(random, ev.Metrics[^1]);
+        Assert.DoesNotContain(SelectionMetric.Random, SelectionMetrics.All);
+
+        double tau = 0, rho = 0, top1 = 0, topK = 0, regret = 0;
+        int orders = 0;
+        foreach (var perm in Permutations([0, 1, 2, 3, 4]))
+        {
+            // perm[r] = the model at position r; its score is 5 − r, so the order is the permutation.
+            var models = perm.Select((m, r) => Fake(names[m], 5 - r, 0)).ToArray();
+            var e = SelectionEvaluation.Evaluate(Ranking(models), acc, topK: 2).For(SelectionMetric.Vega);
+            tau += e.KendallTau; rho += e.SpearmanRho; top1 += e.Top1Recall; topK += e.TopKRecall; regret += e.Regret;
+            orders++;
+        }
+        Assert.Equal(120, orders);
+        Assert.Equal(tau / orders, random.KendallTau, 12);
+        Assert.Equal(rho / orders, random.SpearmanRho, 12);
+        Assert.Equal(top1 / orders, random.Top1Recall, 12);   // 2 of 5 models are best: 0.4
+        Assert.Equal(topK / orders, random.TopKRecall, 12);   // true top 2 = accuracy ≥ 0.9: {a, c}
+        Assert.Equal(regret / orders, random.Regret, 12);     // best − mean accuracy = 0.9 − 0.78
+        Assert.Equal(0.4, random.Top1Recall, 12);
+        Assert.Equal(0.9 - 0.78, random.Regret, 12);
+
+        var avg = SelectionEvaluation.Average([ev, ev]);
+        Assert.Equal(random.Regret, avg.Single(m => m.Metric == SelectionMetric.Random).Regret, 12);
+        Assert.Contains("cannot order models", Assert.Throws<ArgumentException>(() => new SelectionOptions { Metric = SelectionMetric.Random }.Validate()).Message);
+    }
+
+    private static RankingResult Ranking(ModelScores[] models) =>
+        new() { Metric = SelectionMetric.Vega, Models = ModelSelector.Order(models, SelectionMetric.Vega), Warnings = [], Options = new(), TotalTime = TimeSpan.Zero };
+
+    private static IEnumerable<int[]> Permutations(int[] items)
+    {
+        if (items.Length <= 1) { yield return items; yield break; }
+        for (int i = 0; i < items.Length; i++)
+            foreach (var rest in Permutations([.. items[..i], .. items[(i + 1)..]]))
+                yield return [items[i], .. rest];
     }
 
     [Fact]
@@ -146,7 +183,7 @@ public sealed class RankingAndEvaluationTests(ITestOutputHelper output)
             var images = Synthetic.Around(r, protos, d, labels, level);
             return ($"model-{(char)('A' + (i * 5) % 8)}-{level}", images, texts);
         }).ToArray();
-        var options = new SelectionOptions { Vega = new VegaOptions { Covariance = mode } };
+        var options = new SelectionOptions { Metric = SelectionMetric.Vega, Vega = new VegaOptions { Covariance = mode } };
         var (ranking, eval) = SelectionEvaluation.RankAndEvaluate(candidates, labels, options, topK: 3);
         var accuracies = candidates.Select(m => eval.Accuracies[m.Item1]).ToArray();
         for (int i = 1; i < accuracies.Length; i++) Assert.True(accuracies[i] < accuracies[i - 1], "the zoo's accuracy decreases with noise: " + string.Join(", ", accuracies));

@@ -128,12 +128,20 @@ public sealed class VegaFormulaTests
     public void OneDimensionalBhattacharyyaIsTheTextbookFormula()
     {
         // With the exact full covariance and one-dimensional spread, D_B reduces to the 1-D formula along the spread
-        // direction when the means differ only along it: check DenseMath's Cholesky log-det and solve on a 1×1 "matrix".
+        // direction when the means differ only along it: check the blocked Cholesky's log-det and solve on a 1×1 "matrix".
         double s1 = 0.3, s2 = 1.7, mu = 0.9;
-        double[] bar = [(s1 + s2) / 2];
-        double ld = DenseMath.CholeskyLogDet(bar, 1);
+        var bar = new double[Float64Kernels.Padded(1)];
+        bar[0] = (s1 + s2) / 2;
         double[] y = [mu];
-        DenseMath.ForwardSubstitute(bar, 1, y);
+        double ld;
+        unsafe
+        {
+            fixed (double* pb = bar, py = y)
+            {
+                ld = Float64Kernels.CholeskyUpper(pb, bar.Length, 1);
+                Float64Kernels.SolveUpperTransposed(pb, bar.Length, 1, py);
+            }
+        }
         double db = y[0] * y[0] / 8 + 0.5 * (ld - 0.5 * (Math.Log(s1) + Math.Log(s2)));
         double textbook = 0.25 * mu * mu / (s1 + s2) + 0.5 * Math.Log((s1 + s2) / (2 * Math.Sqrt(s1 * s2)));
         Assert.Equal(textbook, db, 1e-12);

@@ -51,8 +51,9 @@ public sealed class VisionLanguageModelSelectionTests
             var labelIndex = embedded.Items.Select(i => Array.IndexOf(Classes, i.Label)).ToArray();
             Assert.Equal(SelectionEvaluation.ZeroShotAccuracy(embedded.Embeddings, texts, labelIndex), result.Evaluation!.Accuracies[model.Name], 12);
         }
-        // The ranking is ordered by VEGA, best first.
-        Assert.True(result.Ranking.Models[0].Metrics["vega"] >= result.Ranking.Models[1].Metrics["vega"]);
+        // The ranking is ordered by the default selector (dispersity), best first.
+        Assert.Equal(SelectionMetric.Dispersity, result.Ranking.Metric);
+        Assert.True(result.Ranking.Models[0].Metrics["dispersity"] >= result.Ranking.Models[1].Metrics["dispersity"]);
         Assert.Equal(result.Ranking.Models[0].ModelName, result.ChosenModel);
     }
 
@@ -66,7 +67,7 @@ public sealed class VisionLanguageModelSelectionTests
         Assert.Contains("named 'hf'", Assert.Throws<ArgumentException>(() =>
             VisionLanguageModelSelection.SelectVisionLanguageModel([hf, hf], source, ["cat", "dog"])).Message);
         Assert.Contains("No candidate models", Assert.Throws<ArgumentException>(() =>
-            VisionLanguageModelSelection.SelectVisionLanguageModel([], source, ["cat", "dog"])).Message);
+            VisionLanguageModelSelection.SelectVisionLanguageModel(Array.Empty<ClipModel>(), source, ["cat", "dog"])).Message);
         var bad = ImageSource.FromPaths([Path.Combine(Fixtures.Images, "bad", "empty.jpg")]);
         Assert.Contains("could be read", Assert.Throws<ArgumentException>(() =>
             VisionLanguageModelSelection.SelectVisionLanguageModel([hf], bad, ["cat", "dog"])).Message);
