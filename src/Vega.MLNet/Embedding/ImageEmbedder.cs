@@ -112,8 +112,9 @@ public static class ImageEmbedder
         var preprocessor = new ImagePreprocessor(model.Preprocessing);
         // Augmented views (random resized crops) are squashed to the input size, as torchvision's RandomResizedCrop does.
         var squash = new ImagePreprocessor(model.Preprocessing with { ResizeMode = ResizeMode.Squash, ResizeShortestEdge = null });
-        using var cache = options.CacheDirectory is null ? null
-            : EmbeddingCache.Open(options.CacheDirectory, model.ContentHash, model.Name, PreprocessKey.Describe(model.Preprocessing, source.DecodeOptions), dim);
+        using var lease = options.CacheDirectory is null ? null
+            : SharedEmbeddingCache.Acquire(options.CacheDirectory, model.ContentHash, model.Name, PreprocessKey.Describe(model.Preprocessing, source.DecodeOptions), dim);
+        var cache = lease?.Cache;
 
         int fromCache = 0, computed = 0, skipped = 0, done = 0;
         int capacity = options.BatchSize * options.QueuedBatches;

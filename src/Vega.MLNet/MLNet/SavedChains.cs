@@ -16,4 +16,10 @@ internal static class SavedChains
 
     public static ICanSaveModel ZeroShot(ZeroShotTransformer t) =>
         throw new NotSupportedException("Saving a ZeroShotTransformer is not implemented yet.");
+
+    public static ICanSaveModel VegaAlignment(VegaAlignmentTransformer t) =>
+        throw new NotSupportedException("Saving a VegaAlignmentTransformer is not implemented yet.");
+
+    public static ICanSaveModel ZeroShotPipeline(ImageEmbeddingTransformer embed, ZeroShotTransformer zeroShot) =>
+        throw new NotSupportedException("Saving a VisionLanguageModelSelectingTransformer is not implemented yet.");
 }

@@ -188,4 +188,111 @@ public static class VegaCatalog
         ArgumentNullException.ThrowIfNull(catalog);
         return new ZeroShotEstimator(options);
     }
+
+    /// <summary>
+    /// Create a <see cref="VegaAlignmentEstimator"/>, which scores with VEGA how well the visual graph of the image
+    /// embeddings in <paramref name="imageEmbeddingColumnName"/> agrees with the textual graph of <paramref name="classNames"/>
+    /// (a label-free predictor of zero-shot accuracy), and adds each row's <c>PseudoLabel</c> and <c>NodeScore</c>.
+    /// </summary>
+    /// <param name="catalog">The transform's catalog.</param>
+    /// <param name="modelPath">The model whose text tower embeds the class prompts: the model that produced the image embeddings.</param>
+    /// <param name="classNames">The class names (at least 2, distinct).</param>
+    /// <param name="imageEmbeddingColumnName">The image embedding column, a known-sized vector of <see cref="System.Single"/>.</param>
+    /// <remarks>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// <para>See <see cref="VegaAlignmentEstimator"/> for the estimator characteristics and the options (VEGA's settings,
+    /// <see cref="Vega.MLNet.Selection.VegaOptions.Paper"/>).</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var embedded = ml.Transforms.EmbedImages("ImageEmbedding", dir, "ImagePath").Fit(images).Transform(images);
+    /// var vega = ml.Transforms.VegaAlignment(modelPath: dir, classNames: classes, imageEmbeddingColumnName: "ImageEmbedding").Fit(embedded);
+    /// Console.WriteLine($"VEGA {vega.Result.Score:F3} = node {vega.Result.NodeScore:F3} + edge {vega.Result.EdgeScore:F3}");
+    /// </code>
+    /// </example>
+    public static VegaAlignmentEstimator VegaAlignment(this TransformsCatalog catalog, string modelPath, IReadOnlyList<string> classNames,
+        string imageEmbeddingColumnName = VegaColumnNames.ImageEmbedding)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new VegaAlignmentEstimator(new VegaAlignmentEstimator.Options { ModelPath = modelPath, ClassNames = classNames, ImageEmbeddingColumnName = imageEmbeddingColumnName });
+    }
+
+    /// <summary>Create a <see cref="VegaAlignmentEstimator"/> with every option (VEGA's settings, bootstrap, column names).</summary>
+    /// <param name="catalog">The transform's catalog.</param>
+    /// <param name="options">The options, including the model path and the class names.</param>
+    /// <remarks><para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para></remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var vega = ml.Transforms.VegaAlignment(new VegaAlignmentEstimator.Options
+    /// {
+    ///     ModelPath = dir, ClassNames = classes, Vega = VegaOptions.Paper,   // the published definition
+    /// }).Fit(embedded);
+    /// </code>
+    /// </example>
+    public static VegaAlignmentEstimator VegaAlignment(this TransformsCatalog catalog, VegaAlignmentEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new VegaAlignmentEstimator(options);
+    }
+
+    /// <summary>
+    /// Create a <see cref="VisionLanguageModelSelectingEstimator"/>: AutoML-style selection among candidate CLIP models
+    /// without labels. <c>Fit</c> ranks the candidates on the images of <paramref name="imageColumnName"/> by a label-free
+    /// predictor of their zero-shot accuracy for <paramref name="classNames"/> and returns the chosen model's zero-shot
+    /// transformer (image embedding, Score, PredictedLabel) with the ranking.
+    /// </summary>
+    /// <param name="catalog">The transform's catalog.</param>
+    /// <param name="candidateModelPaths">The candidate models: folders or clip.json files.</param>
+    /// <param name="classNames">The class names (at least 2, distinct).</param>
+    /// <param name="imageColumnName">The image column: a file path (<see cref="System.String"/>), encoded bytes (vector of
+    /// <see cref="System.Byte"/>) or an MLImage.</param>
+    /// <param name="gpuDeviceId">The CUDA device to run on, or null for the CPU.</param>
+    /// <param name="fallbackToCpu">If true and the GPU cannot be used, run on the CPU after one warning instead of throwing.</param>
+    /// <remarks>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// <para>See <see cref="VisionLanguageModelSelectingEstimator"/> for the estimator characteristics and the options
+    /// (metric, budgeted search, cache, bootstrap).</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// using var selection = ml.Transforms.SelectVisionLanguageModel(candidateModelPaths: dirs, classNames: classes, imageColumnName: "ImagePath")
+    ///     .Fit(unlabeled);
+    /// Console.WriteLine($"chosen: {selection.ChosenModel}");
+    /// foreach (var m in selection.Ranking) Console.WriteLine($"{m.Rank}. {m.Name}: {m.Score:F4}");
+    /// var predictions = selection.Transform(unlabeled);   // ImageEmbedding, Score, PredictedLabel of the chosen model
+    /// </code>
+    /// </example>
+    public static VisionLanguageModelSelectingEstimator SelectVisionLanguageModel(this TransformsCatalog catalog, IReadOnlyList<string> candidateModelPaths,
+        IReadOnlyList<string> classNames, string imageColumnName = VegaColumnNames.ImagePath, int? gpuDeviceId = null, bool fallbackToCpu = false)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new VisionLanguageModelSelectingEstimator(new VisionLanguageModelSelectingEstimator.Options
+        {
+            CandidateModelPaths = candidateModelPaths,
+            ClassNames = classNames,
+            ImageColumnName = imageColumnName,
+            GpuDeviceId = gpuDeviceId,
+            FallbackToCpu = fallbackToCpu,
+        });
+    }
+
+    /// <summary>Create a <see cref="VisionLanguageModelSelectingEstimator"/> with every option (metric, VEGA settings,
+    /// bootstrap, budgeted search, embedding cache, threads, GPU).</summary>
+    /// <param name="catalog">The transform's catalog.</param>
+    /// <param name="options">The options, including the candidates and the class names.</param>
+    /// <remarks><para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para></remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var selection = ml.Transforms.SelectVisionLanguageModel(new VisionLanguageModelSelectingEstimator.Options
+    /// {
+    ///     CandidateModelPaths = dirs, ClassNames = classes, CacheDirectory = ".vega-cache",
+    ///     BudgetedSearch = new BudgetedSearchOptions { TimeBudget = TimeSpan.FromMinutes(10) },   // successive halving
+    /// }).Fit(unlabeled);
+    /// </code>
+    /// </example>
+    public static VisionLanguageModelSelectingEstimator SelectVisionLanguageModel(this TransformsCatalog catalog, VisionLanguageModelSelectingEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new VisionLanguageModelSelectingEstimator(options);
+    }
 }

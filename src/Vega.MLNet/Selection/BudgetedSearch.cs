@@ -134,13 +134,18 @@ public sealed class ModelCandidate
     internal ClipModel Load() => _load();
 
     /// <summary>A model package folder (or clip.json file), loaded on first use and disposed at the end; named <paramref name="name"/> or after the folder.</summary>
-    public static ModelCandidate FromPath(string path, string? name = null)
+    public static ModelCandidate FromPath(string path, string? name = null) => FromPath(path, new ClipModelOptions(), name);
+
+    /// <summary>A model package folder (or clip.json file) loaded with <paramref name="options"/> (GPU, threads, …) on first
+    /// use and disposed at the end; named <paramref name="name"/> or after the folder.</summary>
+    public static ModelCandidate FromPath(string path, ClipModelOptions options, string? name = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(options);
         string full = Path.GetFullPath(path);
         string dir = File.Exists(full) ? Path.GetDirectoryName(full)! : full;
         string n = name ?? new DirectoryInfo(dir).Name;
-        return new ModelCandidate(n, () => ClipModel.Load(path, new ClipModelOptions { Name = n }), owned: true);
+        return new ModelCandidate(n, () => ClipModel.Load(path, options with { Name = n }), owned: true);
     }
 
     /// <summary>An already loaded model (not disposed by the selection).</summary>
