@@ -20,6 +20,7 @@ internal static class BenchCommand
         yield return BenchText.Create();
         yield return BenchImages.Create();
         yield return BenchStartup.Create();
+        yield return BenchMLNet.Create();
         yield return BenchScoring.Create();
         yield return BenchSelectors.Create();
         yield return BenchTensor.Create();

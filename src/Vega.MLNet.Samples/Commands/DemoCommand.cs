@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
-using Vega.MLNet.Demo;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Selection;
 
 namespace Vega.MLNet.Samples.Commands;
@@ -84,6 +84,12 @@ internal static class DemoCommand
             AnsiConsole.WriteLine();
             AnsiConsole.MarkupLine($"[bold]{Markup.Escape(s.Description)}[/] ({s.Count} unlabeled PNG images in {Markup.Escape(s.ImagesDirectory)}" +
                 (acc is null ? ")" : $"; true accuracies {acc.Min():P1} … {acc.Max():P1})"));
+            var m = s.MLNet;
+            AnsiConsole.MarkupLine($"[bold]ML.NET[/]: ml.Transforms.SelectVisionLanguageModel chose [green]{Markup.Escape(Path.GetFileName(m.ChosenModel))}[/]" +
+                $"{(m.TooCloseToCall ? " (too close to call)" : "")}; ml.MulticlassClassification.Evaluate: micro-accuracy [bold]{m.Metrics.MicroAccuracy:P1}[/], " +
+                $"macro-accuracy {m.Metrics.MacroAccuracy:P1}, log-loss {m.Metrics.LogLoss:F3}");
+            AnsiConsole.WriteLine(m.Metrics.ConfusionMatrix.GetFormattedConfusionTable());
+            AnsiConsole.MarkupLine("Every label-free metric against the true accuracies (the demo knows the labels):");
             RankCommand.Print(s.Selection);
             AnsiConsole.MarkupLine($"report: {Markup.Escape(s.ReportHtml)}   json: {Markup.Escape(s.ReportJson)}");
         }

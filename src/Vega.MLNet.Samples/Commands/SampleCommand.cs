@@ -4,34 +4,74 @@ using Vega.MLNet.Text;
 
 namespace Vega.MLNet.Samples.Commands;
 
-/// <summary><c>vega sample NAME</c>: runs one of the short C# samples in Samples/ (read them for the API).</summary>
+/// <summary>
+/// <c>vega sample NAME</c>: runs one of the ML.NET samples in Samples/ (read them for the API). Without --model, --images
+/// and --classes they use what <c>vega demo</c> built: its zoo of CLIP models and its Fashion-MNIST PNG sets.
+/// </summary>
 internal static class SampleCommand
 {
+    private const string DemoFolder = ".vega-demo";
+
     public static Command Create()
     {
-        var command = new Command("sample", "Run a short C# sample (source in src/Vega.MLNet.Samples/Samples/).");
+        var command = new Command("sample", "Run an ML.NET sample (source in src/Vega.MLNet.Samples/Samples/); defaults come from `vega demo`'s output.");
 
-        var model = new Option<string>("--model") { Description = "Model folder.", Required = true };
-        var images = new Option<string>("--images") { Description = "Image folder.", Required = true };
-        var classes = new Option<string>("--classes") { Description = "Class names file.", Required = true };
-        var zeroShot = new Command("zero-shot", "Zero-shot classification of a folder with one model.") { model, images, classes };
+        var model = new Option<string?>("--model") { Description = "Model folder (default: the demo zoo's first model)." };
+        var images = new Option<string?>("--images") { Description = "Image folder (default: the demo's clean PNG set)." };
+        var classes = new Option<string?>("--classes") { Description = "Class names file (default: the demo's classes.txt)." };
+        var zeroShot = new Command("zero-shot", "Zero-shot classification of a folder: EmbedImages → ZeroShot → MapKeyToValue.") { model, images, classes };
         zeroShot.SetAction(parse => CliErrors.Run(() =>
         {
-            ZeroShotSample.Run(parse.GetValue(model)!, parse.GetValue(images)!, PromptTemplates.ReadClassNames(parse.GetValue(classes)!), Console.Out);
+            ZeroShotClassification.Run(parse.GetValue(model) ?? DemoModels()[0], parse.GetValue(images) ?? DemoImages(), Classes(parse.GetValue(classes)), Console.Out);
             return 0;
         }));
         command.Subcommands.Add(zeroShot);
 
-        var models = new Option<string[]>("--models") { Description = "Candidate model folders.", Required = true, AllowMultipleArgumentsPerToken = true };
-        var images2 = new Option<string>("--images") { Description = "Image folder.", Required = true };
-        var classes2 = new Option<string>("--classes") { Description = "Class names file.", Required = true };
-        var select = new Command("select-model", "Choose among candidate models without labels.") { models, images2, classes2 };
+        var models = new Option<string[]>("--models") { Description = "Candidate model folders (default: the demo zoo).", AllowMultipleArgumentsPerToken = true };
+        var images2 = new Option<string?>("--images") { Description = "Image folder (default: the demo's clean PNG set)." };
+        var classes2 = new Option<string?>("--classes") { Description = "Class names file (default: the demo's classes.txt)." };
+        var cache = new Option<string?>("--cache") { Description = "Embedding cache folder (default: the demo's)." };
+        var select = new Command("select-model", "Choose among candidate models without labels: SelectVisionLanguageModel and its ranking.") { models, images2, classes2, cache };
         select.SetAction(parse => CliErrors.Run(() =>
         {
-            SelectModelSample.Run(parse.GetValue(models)!, parse.GetValue(images2)!, PromptTemplates.ReadClassNames(parse.GetValue(classes2)!), Console.Out);
+            var given = parse.GetValue(models);
+            ModelSelection.Run(given is { Length: > 0 } ? given : DemoModels(), parse.GetValue(images2) ?? DemoImages(), Classes(parse.GetValue(classes2)),
+                parse.GetValue(cache) ?? Path.Combine(DemoFolder, "cache"), Console.Out);
             return 0;
         }));
         command.Subcommands.Add(select);
+
+        var model3 = new Option<string?>("--model") { Description = "Model folder (default: the demo zoo's first model)." };
+        var labels = new Option<string?>("--labels") { Description = "CSV of path,label with a header (default: the demo's clean labels.csv)." };
+        var classes3 = new Option<string?>("--classes") { Description = "Class names file (default: the demo's classes.txt)." };
+        var evaluate = new Command("evaluate", "Evaluate a zero-shot classifier on labelled images: MulticlassClassification.Evaluate and the confusion matrix.") { model3, labels, classes3 };
+        evaluate.SetAction(parse => CliErrors.Run(() =>
+        {
+            Evaluation.Run(parse.GetValue(model3) ?? DemoModels()[0], parse.GetValue(labels) ?? DemoFile("downstream", "clean", "labels.csv"), Classes(parse.GetValue(classes3)), Console.Out);
+            return 0;
+        }));
+        command.Subcommands.Add(evaluate);
         return command;
+    }
+
+    private static IReadOnlyList<string> Classes(string? file) => PromptTemplates.ReadClassNames(file ?? DemoFile("downstream", "classes.txt"));
+
+    private static string DemoImages() => DemoFile("downstream", "clean", "images");
+
+    private static string DemoFile(params string[] parts)
+    {
+        string path = Path.Combine([DemoFolder, .. parts]);
+        return File.Exists(path) || Directory.Exists(path) ? path
+            : throw new FileNotFoundException($"'{path}' does not exist: run `bash scripts/demo.sh` first (it builds the demo zoo and image sets), or pass the option explicitly.");
+    }
+
+    /// <summary>The demo zoo's model folders (the zoo of the most recent build).</summary>
+    internal static string[] DemoModels()
+    {
+        string zoo = Path.Combine(DemoFolder, "zoo");
+        var build = Directory.Exists(zoo) ? new DirectoryInfo(zoo).GetDirectories().OrderByDescending(d => d.LastWriteTimeUtc).FirstOrDefault() : null;
+        var models = build?.GetDirectories().Where(d => d.GetFiles("*.onnx").Length > 0).Select(d => d.FullName).Order(StringComparer.Ordinal).ToArray();
+        return models is { Length: > 0 } ? models
+            : throw new FileNotFoundException($"No demo zoo under '{zoo}': run `bash scripts/demo.sh` first, or pass --model/--models.");
     }
 }

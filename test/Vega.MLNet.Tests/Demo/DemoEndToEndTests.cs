@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Vega.MLNet.Demo;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Models;
 using Vega.MLNet.Samples;
 using Vega.MLNet.Selection;

@@ -1,4 +1,4 @@
-using Vega.MLNet.Demo;
+using Vega.MLNet.Samples.Demo;
 
 namespace Vega.MLNet.Tests.Demo;
 

@@ -1,4 +1,4 @@
-using Vega.MLNet.Demo;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
 

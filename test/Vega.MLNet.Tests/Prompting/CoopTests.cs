@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Vega.MLNet.Demo;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;

@@ -1,7 +1,7 @@
 using System.Text.Json.Serialization;
 using Vega.MLNet.Tensors;
 
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>The image tower families of the demo zoo.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<ImageArchitecture>))]

@@ -1,7 +1,7 @@
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Tensors;
 
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>What happens to the training images of classes a model does not cover.</summary>
 [System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<CoverageMode>))]

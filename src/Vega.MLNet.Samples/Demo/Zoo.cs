@@ -7,7 +7,7 @@ using Vega.MLNet.Models;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
 
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>One model of the zoo: its name, shape and training.</summary>
 internal sealed record ZooModelSpec(string Name, ClipArchitecture Architecture, TrainingSpec Training)

@@ -3,7 +3,7 @@ using Vega.MLNet.Onnx;
 using Vega.MLNet.Onnx.Proto;
 using Vega.MLNet.Tensors;
 
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>
 /// Writes a trained <see cref="ClipNetwork"/> as an ordinary Hugging Face split CLIP package, with the project's own

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
 
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>How one model of the zoo is trained.</summary>
 internal sealed record TrainingSpec

@@ -1,4 +1,4 @@
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>Distribution shifts the demo can apply to its downstream images (docs/demo.md).</summary>
 internal enum ImageShiftKind

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Tensors;
 
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>
 /// Fashion-MNIST as the demo reads it: the four IDX files (gzip or raw) from a folder, default the one Debian's

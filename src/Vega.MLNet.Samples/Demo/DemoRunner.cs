@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
@@ -9,7 +11,7 @@ using Vega.MLNet.Reporting;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Text;
 
-namespace Vega.MLNet.Demo;
+namespace Vega.MLNet.Samples.Demo;
 
 /// <summary>Options of <see cref="DemoRunner.Run"/> (the options of <c>vega demo</c>).</summary>
 internal sealed record DemoOptions
@@ -47,9 +49,20 @@ internal sealed record DemoOptions
     public ZooDefinition? Zoo { get; init; }
 }
 
+/// <summary>What the ML.NET pipeline did on one set: SelectVisionLanguageModel's choice and ranking, and
+/// MulticlassClassification.Evaluate of the chosen model against the labels.</summary>
+internal sealed record DemoMLNet(string ChosenModel, IReadOnlyList<RankedModel> Ranking, bool TooCloseToCall, MulticlassClassificationMetrics Metrics, TimeSpan Elapsed);
+
 /// <summary>One downstream set and its ranking.</summary>
 internal sealed record DemoSet(string Name, string Description, string Directory, string ImagesDirectory, string LabelsCsv, int Count,
-    VlmSelectionResult Selection, string ReportHtml, string ReportJson);
+    VlmSelectionResult Selection, DemoMLNet MLNet, string ReportHtml, string ReportJson);
+
+/// <summary>A row of a downstream set's labels.csv, as ML.NET's text loader reads it.</summary>
+internal sealed class DemoImage
+{
+    [LoadColumn(0)] public string ImagePath = "";
+    [LoadColumn(1)] public string Label = "";
+}
 
 /// <summary>What the demo did.</summary>
 internal sealed record DemoResult(ZooBuild Zoo, IReadOnlyList<DemoSet> Sets, string OutputDirectory, string ClassesFile, string SummaryJson, TimeSpan Elapsed);
@@ -57,9 +70,11 @@ internal sealed record DemoResult(ZooBuild Zoo, IReadOnlyList<DemoSet> Sets, str
 /// <summary>
 /// The demo behind <c>vega demo</c>: builds (or loads from its cache) a zoo of small CLIP models trained on
 /// Fashion-MNIST and exported as ordinary CLIP packages, writes the test split as an unlabeled downstream set of PNG
-/// files (plus one shifted copy), ranks the zoo on both sets with VEGA and the label-free baselines through
-/// <see cref="VisionLanguageModelSelection"/> — the labels are kept in a separate CSV that only the evaluation reads —
-/// and writes an HTML and a JSON report per set.
+/// files (plus one shifted copy), and on both sets: chooses a model with ML.NET's
+/// <c>ml.Transforms.SelectVisionLanguageModel</c> (no labels) and scores the choice with
+/// <c>ml.MulticlassClassification.Evaluate</c>, then — since the demo knows the labels — evaluates every label-free metric
+/// against the true accuracies through <see cref="VisionLanguageModelSelection"/> (from the same embedding cache, so
+/// nothing is embedded twice), and writes an HTML and a JSON report per set.
 /// </summary>
 internal static class DemoRunner
 {
@@ -97,8 +112,10 @@ internal static class DemoRunner
             foreach (var (name, description, dir) in new[] { ("clean", "Fashion-MNIST test split", clean), (options.Shift.ToString().ToLowerInvariant(), $"Fashion-MNIST test split, {ImageShift.Describe(options.Shift)}", shifted) })
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                log($"ranking {models.Count} models on {count} {name} images");
                 string csv = Path.Combine(dir, "labels.csv");
+                log($"ML.NET: SelectVisionLanguageModel over {models.Count} models on {count} {name} images, then MulticlassClassification.Evaluate");
+                var mlnet = RunMLNet(build, csv, dir, Path.Combine(outDir, "cache"), log);
+                log($"ranking {models.Count} models on {count} {name} images with every label-free metric, against the labels");
                 var source = ImageSource.FromCsv(csv);
                 var selectionOptions = new VlmSelectionOptions
                 {
@@ -115,7 +132,7 @@ internal static class DemoRunner
                     ClassNames = DemoCaptions.ClassNames,
                 });
                 JsonReport.Write(json, result.Ranking, result.Evaluation);
-                sets.Add(new DemoSet(name, description, dir, Path.Combine(dir, "images"), csv, count, result, html, json));
+                sets.Add(new DemoSet(name, description, dir, Path.Combine(dir, "images"), csv, count, result, mlnet, html, json));
             }
         }
         finally
@@ -125,6 +142,35 @@ internal static class DemoRunner
         string summary = Path.Combine(outDir, "demo-summary.json");
         File.WriteAllText(summary, Summary(build, sets, options, count));
         return new DemoResult(build, sets, outDir, classesFile, summary, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// The ML.NET path a user of the package takes: load the images (the label column is only read by Evaluate), let
+    /// SelectVisionLanguageModel choose among the zoo's models without labels, classify with the chosen model, map the
+    /// true labels to keys in class order and evaluate.
+    /// </summary>
+    internal static DemoMLNet RunMLNet(ZooBuild build, string labelsCsv, string setDirectory, string cacheDirectory, Action<string> log)
+    {
+        var clock = Stopwatch.StartNew();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromTextFile<DemoImage>(labelsCsv, separatorChar: ',', hasHeader: true, allowQuoting: true);
+        using var selection = ml.Transforms.SelectVisionLanguageModel(new VisionLanguageModelSelectingEstimator.Options
+        {
+            CandidateModelPaths = [.. build.Models.Select(m => m.Directory)],
+            ClassNames = DemoCaptions.ClassNames,
+            ImageColumnName = nameof(DemoImage.ImagePath),
+            ImageFolder = setDirectory,
+            Templates = [DemoCaptions.EvaluationTemplate],
+            CacheDirectory = cacheDirectory,
+            BatchSize = 256,
+        }).Fit(data);
+        var scored = selection.Transform(data);
+        var classes = ml.Data.LoadFromEnumerable(DemoCaptions.ClassNames.Select(c => new DemoImage { Label = c }), SchemaDefinition.Create(typeof(DemoImage)));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("LabelKey", nameof(DemoImage.Label), keyData: ml.Transforms.SelectColumns(nameof(DemoImage.Label)).Fit(classes).Transform(classes))
+            .Fit(scored).Transform(scored);
+        var metrics = ml.MulticlassClassification.Evaluate(keyed, labelColumnName: "LabelKey");
+        log($"ML.NET: chose {Path.GetFileName(selection.ChosenModel)}; its accuracy {metrics.MicroAccuracy:P1} ({clock.Elapsed.TotalSeconds:F1} s)");
+        return new DemoMLNet(selection.ChosenModel, selection.Ranking, selection.TooCloseToCall, metrics, clock.Elapsed);
     }
 
     /// <summary>
@@ -195,6 +241,15 @@ internal static class DemoRunner
                 name = s.Name,
                 description = s.Description,
                 chosen = s.Selection.ChosenModel,
+                mlnet = new
+                {
+                    chosen = Path.GetFileName(s.MLNet.ChosenModel),
+                    ranking = s.MLNet.Ranking.Select(r => new { model = r.Name, score = Finite(r.Score) }),
+                    accuracy = s.MLNet.Metrics.MicroAccuracy,
+                    macroAccuracy = s.MLNet.Metrics.MacroAccuracy,
+                    logLoss = Finite(s.MLNet.Metrics.LogLoss),
+                    seconds = s.MLNet.Elapsed.TotalSeconds,
+                },
                 best = s.Selection.Evaluation?.BestModel,
                 metrics = s.Selection.Evaluation?.Metrics.Select(e => new
                 {
