@@ -14,7 +14,7 @@ internal static class SelectModelSample
         try
         {
             var result = VisionLanguageModelSelection.SelectVisionLanguageModel(models, ImageSource.FromFolder(imageFolder), classNames,
-                new VlmSelectionOptions { Images = new ImageEmbeddingOptions { CacheDirectory = Path.Combine(Path.GetTempPath(), "vega-sample-cache") } });
+                new VlmSelectionOptions { Images = new ImageEmbeddingOptions { CacheDirectory = Path.Combine(Path.GetTempPath(), $"vega-sample-cache-{EmbeddingCache.FormatVersion}") } });
             foreach (var m in result.Ranking.Models)
                 output.WriteLine($"{m.Rank}. {m.ModelName}: VEGA {m.Vega.Score:F4} (node {m.Vega.NodeScore:F4}, edge {m.Vega.EdgeScore:F4})");
             output.WriteLine($"chosen: {result.ChosenModel}");

@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using Vega.MLNet.Common;
 
 namespace Vega.MLNet.Imaging;
 
@@ -11,11 +11,10 @@ namespace Vega.MLNet.Imaging;
 /// folder is refused with the reason and never read, so a link to <c>/dev/zero</c> cannot exhaust memory and a FIFO
 /// cannot block), at most <see cref="DecodeOptions.MaxFileBytes"/> bytes (checked from the file's metadata before
 /// anything is read), and the first bytes must be the signature of an image format before the rest is read (a large
-/// file that is not an image costs one small read). On Linux the type is checked on the path and again on the opened
-/// descriptor (opened non-blocking), so a file swapped for a FIFO between the two checks is caught too.
-/// Failures are <see cref="ImageDecodeException"/>s naming the file and the reason.
+/// file that is not an image costs one small read). The type checks are <see cref="SafeFile"/>'s. Failures are
+/// <see cref="ImageDecodeException"/>s naming the file and the reason.
 /// </summary>
-internal static partial class ImageFile
+internal static class ImageFile
 {
     /// <summary>Bytes read first to check the signature.</summary>
     internal const int HeaderBytes = 32;
@@ -31,7 +30,16 @@ internal static partial class ImageFile
         if (path.Contains('\0')) throw new ImageDecodeException(path, "the path contains a NUL character");
         long max = options.MaxFileBytes;
         if (max < 1) throw new ArgumentOutOfRangeException(nameof(options), max, "DecodeOptions.MaxFileBytes must be at least 1.");
-        using SafeFileHandle handle = Open(path, max);
+        SafeFileHandle handle;
+        try
+        {
+            handle = SafeFile.OpenRegular(path);
+        }
+        catch (SafeFile.RefusedException e)
+        {
+            throw new ImageDecodeException(path, e.Reason, e.InnerException);
+        }
+        using var _ = handle;
         long size = RandomAccess.GetLength(handle);
         CheckSize(path, size, max);
         if (size == 0) throw new ImageDecodeException(path, "empty file");
@@ -84,86 +92,6 @@ internal static partial class ImageFile
             throw new ImageDecodeException(path, string.Create(CultureInfo.InvariantCulture, $"file too large ({size} bytes)"));
     }
 
-    // ------------------------------------------------------------------ open with type checks
-
-    private static SafeFileHandle Open(string path, long max)
-    {
-        if (OperatingSystem.IsLinux() && Statx.Available)
-        {
-            // 1. The path (links followed): refuse without opening anything that is not a regular file.
-            if (Statx.OfPath(path, out var info, out int errno) != 0) throw new ImageDecodeException(path, ErrnoReason(path, errno));
-            CheckType(path, info.Mode);
-            CheckSize(path, info.Size, max);
-            // 2. Open non-blocking (a FIFO swapped in meanwhile cannot block) and check what was actually opened.
-            int fd = Statx.OpenReadOnlyNonBlocking(path, out errno);
-            if (fd < 0) throw new ImageDecodeException(path, ErrnoReason(path, errno));
-            var handle = new SafeFileHandle(fd, ownsHandle: true);
-            try
-            {
-                if (Statx.OfDescriptor(fd, out info, out errno) != 0) throw new ImageDecodeException(path, ErrnoReason(path, errno));
-                CheckType(path, info.Mode);
-                return handle;
-            }
-            catch
-            {
-                handle.Dispose();
-                throw;
-            }
-        }
-        return OpenPortable(path);
-    }
-
-    /// <summary>Other systems: the checks .NET offers (folders refused, length before reading).</summary>
-    private static SafeFileHandle OpenPortable(string path)
-    {
-        try
-        {
-            if (Directory.Exists(path)) throw new ImageDecodeException(path, "is a folder, not a file");
-            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
-        }
-        catch (FileNotFoundException) { throw new ImageDecodeException(path, "file not found"); }
-        catch (DirectoryNotFoundException) { throw new ImageDecodeException(path, "file not found (its folder does not exist)"); }
-        catch (UnauthorizedAccessException e) { throw new ImageDecodeException(path, $"permission denied ({e.Message})", e); }
-        catch (IOException e) { throw new ImageDecodeException(path, $"read error ({e.Message})", e); }
-    }
-
-    private const uint S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFBLK = 0x6000, S_IFIFO = 0x1000, S_IFSOCK = 0xC000;
-
-    private static void CheckType(string path, uint mode)
-    {
-        uint type = mode & S_IFMT;
-        if (type == S_IFREG) return;
-        if (type == S_IFDIR) throw new ImageDecodeException(path, "is a folder, not a file");
-        string what = type switch
-        {
-            S_IFDIR => "is a folder",
-            S_IFCHR => "is a character device (such as /dev/zero)",
-            S_IFBLK => "is a block device",
-            S_IFIFO => "is a named pipe (FIFO)",
-            S_IFSOCK => "is a socket",
-            _ => $"is a special file (type 0x{type:x})",
-        };
-        string link = "";
-        try
-        {
-            if (new FileInfo(path).LinkTarget is { } target) link = $" (through the symbolic link to '{target}')";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* the reason stands without it */ }
-        throw new ImageDecodeException(path, $"{what}{link}, not a regular file; only regular files are read");
-    }
-
-    private static string ErrnoReason(string path, int errno) => errno switch
-    {
-        2 => "file not found",                                               // ENOENT
-        20 => "file not found (a folder on its path is a file)",             // ENOTDIR
-        13 => "permission denied",                                           // EACCES
-        1 => "permission denied",                                            // EPERM
-        40 => "too many levels of symbolic links (a link loop?)",           // ELOOP
-        36 => "the path is too long",                                        // ENAMETOOLONG
-        21 => "is a folder, not a file",                                     // EISDIR
-        _ => $"cannot open the file ({Marshal.GetPInvokeErrorMessage(errno)})",
-    };
-
     // ------------------------------------------------------------------ signatures
 
     /// <summary>
@@ -204,61 +132,5 @@ internal static partial class ImageFile
         var sb = new StringBuilder("starts with bytes");
         foreach (byte c in head) sb.Append(' ').Append(c.ToString("x2", CultureInfo.InvariantCulture));
         return sb.ToString();
-    }
-
-    // ------------------------------------------------------------------ Linux: statx(2), open(2)
-
-    /// <summary>glibc's <c>statx</c> (2.28+): one struct layout on every architecture.</summary>
-    private static unsafe partial class Statx
-    {
-        private const int AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000;
-        private const uint STATX_TYPE = 0x1, STATX_MODE = 0x2, STATX_SIZE = 0x200;
-        private const int O_RDONLY = 0, O_NOCTTY = 0x100, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
-
-        public readonly record struct Info(uint Mode, long Size);
-
-        private static readonly Lazy<bool> _available = new(() =>
-        {
-            try
-            {
-                return NativeLibrary.TryLoad("libc.so.6", out IntPtr libc) && NativeLibrary.TryGetExport(libc, "statx", out _);
-            }
-            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException) { return false; }
-        });
-
-        public static bool Available => _available.Value;
-
-        [LibraryImport("libc.so.6", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-        private static partial int StatxNative(int dirfd, string path, int flags, uint mask, byte* buffer);
-
-        [LibraryImport("libc.so.6", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-        private static partial int OpenNative(string path, int flags);
-
-        public static int OfPath(string path, out Info info, out int errno) => Call(AT_FDCWD, path, 0, out info, out errno);
-
-        public static int OfDescriptor(int fd, out Info info, out int errno) => Call(fd, "", AT_EMPTY_PATH, out info, out errno);
-
-        public static int OpenReadOnlyNonBlocking(string path, out int errno)
-        {
-            int fd = OpenNative(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-            errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
-            return fd;
-        }
-
-        private static int Call(int dirfd, string path, int flags, out Info info, out int errno)
-        {
-            // struct statx is 256 bytes: stx_mode (u16) at offset 28, stx_size (u64) at offset 40.
-            byte* buffer = stackalloc byte[256];
-            int rc = StatxNative(dirfd, path, flags, STATX_TYPE | STATX_MODE | STATX_SIZE, buffer);
-            if (rc != 0)
-            {
-                errno = Marshal.GetLastPInvokeError();
-                info = default;
-                return rc;
-            }
-            errno = 0;
-            info = new Info(*(ushort*)(buffer + 28), *(long*)(buffer + 40));
-            return 0;
-        }
     }
 }

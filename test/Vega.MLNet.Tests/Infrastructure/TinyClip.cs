@@ -90,6 +90,9 @@ internal static class TinyClip
     public sealed record CliRun(int ExitCode, string StdOut, string StdErr, bool TimedOut)
     {
         public string[] ErrorLines => StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        /// <summary>Standard output with every run of white space (including the terminal's line wrapping) as one space.</summary>
+        public string FlatOut => System.Text.RegularExpressions.Regex.Replace(StdOut, @"\s+", " ");
         public override string ToString() => $"exit {ExitCode}{(TimedOut ? " (timed out, killed)" : "")}\nstderr:\n{StdErr}\nstdout:\n{StdOut}";
     }
 

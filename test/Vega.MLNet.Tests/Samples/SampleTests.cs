@@ -15,7 +15,8 @@ public sealed class SampleTests
         ZeroShotSample.Run(Path.Combine(Fixtures.Onnx, "hf"), Fixtures.Images, ["a person", "a landscape", "a logo"], output);
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(12, lines.Count(l => l.Contains("cosine")));
-        Assert.Equal(5, lines.Count(l => l.StartsWith("skipped")));
+        Assert.Equal(5, lines.Count(l => l.StartsWith("skipped") && l.Contains("/bad/")));
+        Assert.Equal(8, lines.Count(l => l.StartsWith("skipped"))); // and one line per non-image extension (.json, .f32, .u8)
     }
 
     [Fact]
