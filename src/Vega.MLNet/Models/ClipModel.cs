@@ -235,33 +235,7 @@ public sealed class ClipModel : IDisposable
             if (tokenizer.VocabularySize < 2)
                 throw new ClipModelException($"The vocabulary of '{directory}' is empty.");
 
-            var preprocessing = new PreprocessSettings
-            {
-                ImageSize = imageSize,
-                ResizeShortestEdge = settings.ResizeShortestEdge,
-                ResizeMode = settings.Resize switch
-                {
-                    null or "shortest_edge" => ResizeMode.ShortestEdgeThenCenterCrop,
-                    "squash" => ResizeMode.Squash,
-                    var r => throw new ClipModelException($"Unknown \"resize\" value \"{r}\" for '{directory}'; use \"shortest_edge\" or \"squash\"."),
-                },
-                Resampling = settings.Resample switch
-                {
-                    null or "bicubic" => ResamplingFilter.Bicubic,
-                    "bilinear" => ResamplingFilter.Bilinear,
-                    var r => throw new ClipModelException($"Unknown \"resample\" value \"{r}\" for '{directory}'; use \"bicubic\" or \"bilinear\"."),
-                },
-                CropRounding = settings.CropRounding switch
-                {
-                    null or "half_even" => CropRounding.RoundHalfEven,
-                    "floor" => CropRounding.Floor,
-                    var r => throw new ClipModelException($"Unknown \"crop_rounding\" value \"{r}\" for '{directory}'; use \"half_even\" or \"floor\"."),
-                },
-                Mean = settings.Mean ?? PreprocessSettings.ClipMean,
-                Std = settings.Std ?? PreprocessSettings.ClipStd,
-            };
-            try { preprocessing.Validate(); }
-            catch (ArgumentException e) { throw new ClipModelException($"The preprocessing settings of '{directory}' are invalid: {e.Message} Fix them in clip.json or preprocessor_config.json.", e); }
+            var preprocessing = settings.ToPreprocessing(imageSize, directory);
 
             string name = options.Name ?? settings.Name ?? new DirectoryInfo(directory).Name;
             return new ClipModel(name, directory, layout, tokenizer, text, image, contextLength, padId, settings.LogitScale ?? 100f, preprocessing, towerFiles);
