@@ -34,40 +34,51 @@ internal static class RankCommand
         var temperature = new Option<double>("--temperature") { Description = "VEGA's softmax temperature on cosine similarities.", DefaultValueFactory = _ => 0.05 };
         var covariance = new Option<string>("--covariance") { Description = "VEGA's class covariance: diagonal, isotropic, ledoit-wolf, fixed.", DefaultValueFactory = _ => "diagonal" };
         var edges = new Option<string>("--edges") { Description = "VEGA's visual edge similarity: neg-bhattacharyya, exp-neg-bhattacharyya, mean-cosine.", DefaultValueFactory = _ => "neg-bhattacharyya" };
+        var exif = new Option<bool>("--exif") { Description = "Apply EXIF orientation (the reference CLIP preprocessing does not)." };
+        var truncate = new Option<bool>("--truncate") { Description = "Cut prompts longer than a model's context (the last kept token becomes the end token) instead of stopping with an error." };
         var command = new Command(evaluate ? "evaluate" : "rank", evaluate
             ? "Rank candidate models and, since the images are labelled, report true zero-shot accuracies and Kendall τ, Spearman ρ, top-k recall and regret of every metric."
             : "Rank candidate CLIP models by expected zero-shot accuracy on unlabeled images (VEGA and label-free baselines).")
-            { models, images, classes, templates, metric, report, json, cache, labels, folders, batch, threads, fast, temperature, covariance, edges };
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+            { models, images, classes, templates, metric, report, json, cache, labels, folders, batch, threads, fast, temperature, covariance, edges, exif, truncate };
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            var classNames = PromptTemplates.ReadClassNames(parse.GetValue(classes)!);
-            var prompts = parse.GetValue(templates) is { } t ? PromptTemplates.FromFile(t) : PromptTemplates.Default;
-            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders));
-            if (evaluate && source.Items.Any(i => i.Label is null))
-                throw new ArgumentException($"vega evaluate needs a label for every image: use a CSV with a label column, --labels for IDX, or --labels-from-folders (some items of {source.Description} have none).");
+            // Every argument and output is checked before the work starts.
+            var modelPaths = parse.GetValue(models)!;
+            foreach (var m in modelPaths) CliChecks.Model("--models", m);
+            var classNames = PromptTemplates.ReadClassNames(CliChecks.InputFile("--classes", parse.GetValue(classes)!));
+            var prompts = parse.GetValue(templates) is { } t ? PromptTemplates.FromFile(CliChecks.InputFile("--templates", t)) : PromptTemplates.Default;
+            string? html = parse.GetValue(report) is { } r ? CliChecks.OutputFile("--report", r) : null;
+            string? js = parse.GetValue(json) is { } j ? CliChecks.OutputFile("--json", j) : null;
+            string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
+            int batchSize = CliChecks.ImageBatch("--batch", parse.GetValue(batch));
+            int decodeThreads = CliChecks.Threads("--threads", parse.GetValue(threads));
             var selection = new SelectionOptions
             {
-                Metric = SelectionMetrics.Parse(parse.GetValue(metric)!),
+                Metric = ParseMetric(parse.GetValue(metric)!),
                 Vega = new VegaOptions
                 {
-                    Temperature = parse.GetValue(temperature),
+                    Temperature = CliChecks.Positive("--temperature", parse.GetValue(temperature)),
                     Covariance = ParseCovariance(parse.GetValue(covariance)!),
                     EdgeKind = ParseEdges(parse.GetValue(edges)!),
                 },
             };
+            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), parse.GetValue(exif), parse.GetValue(folders), classNames);
+            if (evaluate && source.Items.Any(i => i.Label is null))
+                throw new CliUsageException($"vega evaluate needs a label for every image: use a CSV with a label column, --labels for IDX, or --labels-from-folders (some items of {source.Description} have none).");
             var loaded = new List<ClipModel>();
             try
             {
-                foreach (var m in parse.GetValue(models)!) loaded.Add(ClipModel.Load(m));
+                foreach (var m in modelPaths) loaded.Add(CliInputs.LoadModel(m, cacheDir, option: "--models"));
                 var options = new VlmSelectionOptions
                 {
                     Templates = prompts,
                     Selection = selection,
+                    Text = new TextEmbeddingOptions { Truncate = parse.GetValue(truncate) },
                     Images = new ImageEmbeddingOptions
                     {
-                        BatchSize = parse.GetValue(batch),
-                        DecodeThreads = parse.GetValue(threads),
-                        CacheDirectory = parse.GetValue(cache),
+                        BatchSize = batchSize,
+                        DecodeThreads = decodeThreads,
+                        CacheDirectory = cacheDir,
                         Identity = parse.GetValue(fast) ? ImageIdentity.PathSizeTime : ImageIdentity.Content,
                     },
                     EmbedImages = CliInputs.EmbedWithProgress,
@@ -75,8 +86,8 @@ internal static class RankCommand
                 var result = VisionLanguageModelSelection.SelectVisionLanguageModel(loaded, source, classNames, options, ct);
                 Print(result);
                 var reportOptions = new ReportOptions { TaskName = source.Description, ClassNames = classNames };
-                if (parse.GetValue(report) is { } html) { HtmlReport.Write(html, result.Ranking, result.Evaluation, reportOptions); AnsiConsole.MarkupLine($"report: {Markup.Escape(html)}"); }
-                if (parse.GetValue(json) is { } js) { JsonReport.Write(js, result.Ranking, result.Evaluation); AnsiConsole.MarkupLine($"json: {Markup.Escape(js)}"); }
+                if (html is not null) { HtmlReport.Write(html, result.Ranking, result.Evaluation, reportOptions); AnsiConsole.MarkupLine($"report: {Markup.Escape(html)}"); }
+                if (js is not null) { JsonReport.Write(js, result.Ranking, result.Evaluation); AnsiConsole.MarkupLine($"json: {Markup.Escape(js)}"); }
                 return 0;
             }
             finally
@@ -87,13 +98,25 @@ internal static class RankCommand
         return command;
     }
 
+    internal static SelectionMetric ParseMetric(string s)
+    {
+        try
+        {
+            return SelectionMetrics.Parse(s);
+        }
+        catch (ArgumentException)
+        {
+            throw new CliUsageException($"--metric '{s}': use one of {string.Join(", ", SelectionMetrics.All.Select(SelectionMetrics.Name))}.");
+        }
+    }
+
     internal static CovarianceMode ParseCovariance(string s) => s.ToLowerInvariant() switch
     {
         "diagonal" => CovarianceMode.Diagonal,
         "isotropic" => CovarianceMode.Isotropic,
         "ledoit-wolf" or "full" => CovarianceMode.FullLedoitWolf,
         "fixed" => CovarianceMode.FullFixedShrinkage,
-        _ => throw new ArgumentException($"--covariance '{s}': use diagonal, isotropic, ledoit-wolf or fixed."),
+        _ => throw new CliUsageException($"--covariance '{s}': use diagonal, isotropic, ledoit-wolf or fixed."),
     };
 
     internal static VisualEdgeKind ParseEdges(string s) => s.ToLowerInvariant() switch
@@ -101,7 +124,7 @@ internal static class RankCommand
         "neg-bhattacharyya" => VisualEdgeKind.NegativeBhattacharyya,
         "exp-neg-bhattacharyya" => VisualEdgeKind.ExpNegativeBhattacharyya,
         "mean-cosine" => VisualEdgeKind.MeanCosine,
-        _ => throw new ArgumentException($"--edges '{s}': use neg-bhattacharyya, exp-neg-bhattacharyya or mean-cosine."),
+        _ => throw new CliUsageException($"--edges '{s}': use neg-bhattacharyya, exp-neg-bhattacharyya or mean-cosine."),
     };
 
     /// <summary>The ranking (and evaluation) as terminal tables.</summary>

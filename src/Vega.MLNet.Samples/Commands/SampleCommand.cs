@@ -17,7 +17,8 @@ internal static class SampleCommand
         var zeroShot = new Command("zero-shot", "Zero-shot classification of a folder with one model.") { model, images, classes };
         zeroShot.SetAction(parse => CliErrors.Run(() =>
         {
-            ZeroShotSample.Run(parse.GetValue(model)!, parse.GetValue(images)!, PromptTemplates.ReadClassNames(parse.GetValue(classes)!), Console.Out);
+            var classNames = PromptTemplates.ReadClassNames(CliChecks.InputFile("--classes", parse.GetValue(classes)!));
+            ZeroShotSample.Run(CliChecks.Model("--model", parse.GetValue(model)!), CliChecks.InputFolder("--images", parse.GetValue(images)!), classNames, Console.Out);
             return 0;
         }));
         command.Subcommands.Add(zeroShot);
@@ -28,7 +29,9 @@ internal static class SampleCommand
         var select = new Command("select-model", "Choose among candidate models without labels.") { models, images2, classes2 };
         select.SetAction(parse => CliErrors.Run(() =>
         {
-            SelectModelSample.Run(parse.GetValue(models)!, parse.GetValue(images2)!, PromptTemplates.ReadClassNames(parse.GetValue(classes2)!), Console.Out);
+            var classNames = PromptTemplates.ReadClassNames(CliChecks.InputFile("--classes", parse.GetValue(classes2)!));
+            foreach (var m in parse.GetValue(models)!) CliChecks.Model("--models", m);
+            SelectModelSample.Run(parse.GetValue(models)!, CliChecks.InputFolder("--images", parse.GetValue(images2)!), classNames, Console.Out);
             return 0;
         }));
         command.Subcommands.Add(select);

@@ -64,6 +64,26 @@ internal static partial class SafeFile
         return read == size ? bytes : bytes[..read];
     }
 
+    /// <summary>
+    /// A cheap identity of a file's current content for caches keyed by metadata: device, inode, size, modification
+    /// and status-change times in nanoseconds (the change time cannot be set back by tools such as touch, so a file
+    /// rewritten in place gets a new stamp). Elsewhere: full path, size and modification time. Null when unavailable.
+    /// </summary>
+    public static string? Stamp(string path)
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux() && Statx.Available)
+                return Statx.Stamp(path);
+            var info = new FileInfo(path);
+            return info.Exists ? $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}" : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Other systems: the checks .NET offers (folders refused).</summary>
     private static SafeFileHandle OpenPortable(string path)
     {
@@ -148,6 +168,18 @@ internal static partial class SafeFile
             int fd = OpenNative(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
             errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
             return fd;
+        }
+
+        private const uint STATX_INO = 0x100, STATX_SIZE = 0x200, STATX_MTIME = 0x40, STATX_CTIME = 0x80;
+
+        /// <summary>dev:ino:size:mtime:ctime of <paramref name="path"/> (links followed), or null.</summary>
+        public static string? Stamp(string path)
+        {
+            byte* b = stackalloc byte[256];
+            if (StatxNative(AT_FDCWD, path, 0, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME, b) != 0) return null;
+            // stx_ino @32, stx_size @40, stx_ctime @96 (s, ns), stx_mtime @112 (s, ns), stx_dev_major @136, stx_dev_minor @140.
+            return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{*(uint*)(b + 136)}:{*(uint*)(b + 140)}:{*(ulong*)(b + 32)}:{*(ulong*)(b + 40)}:{*(long*)(b + 112)}.{*(uint*)(b + 120):D9}:{*(long*)(b + 96)}.{*(uint*)(b + 104):D9}");
         }
 
         private static int Call(int dirfd, string path, int flags, out uint mode, out int errno)

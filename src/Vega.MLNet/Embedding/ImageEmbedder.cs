@@ -157,7 +157,9 @@ public static class ImageEmbedder
         Exception? failure = null;
         void Fault(Exception e)
         {
-            if (e is not OperationCanceledException || !linked.IsCancellationRequested)
+            // Once the run is being cancelled (by the caller or by a failed stage), later errors are consequences of it
+            // (a closed channel, a terminated tower run) and are not reported.
+            if (!linked.IsCancellationRequested)
                 Interlocked.CompareExchange(ref failure, e, null);
             try { linked.Cancel(); } catch (AggregateException) { /* a callback failed; the first error is kept */ }
             channel.Writer.TryComplete();

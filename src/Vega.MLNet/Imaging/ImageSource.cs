@@ -408,8 +408,9 @@ public sealed class ImageSource
 
     /// <summary>
     /// The images of an IDX file (MNIST format, raw or gzip; grayscale replicated to RGB) with optional labels from an
-    /// IDX label file (same count). Labels are shown as <paramref name="classNames"/>[label] when given (e.g.
-    /// <see cref="FashionMnistClassNames"/>), else as the number. Ids are <c>idx:&lt;file name&gt;#&lt;i&gt;</c>.
+    /// IDX label file (same count). Labels are named <paramref name="classNames"/>[label] when a class list is given
+    /// (a label outside it is an error), else they are the number ("0", "1", …): an IDX file does not say what its
+    /// labels mean. Ids are <c>idx:&lt;file name&gt;#&lt;i&gt;</c>.
     /// </summary>
     public static ImageSource FromIdx(string imagesPath, string? labelsPath = null, IReadOnlyList<string>? classNames = null)
     {
@@ -429,7 +430,10 @@ public sealed class ImageSource
             if (labels is not null)
             {
                 int l = labels[i];
-                label = labelText[l] ??= classNames is not null && l < classNames.Count ? classNames[l] : l.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                if (classNames is not null && l >= classNames.Count)
+                    throw new InvalidDataException(
+                        $"The IDX label file '{labelsPath}' gives image {i} the label {l}, but the class list has only {classNames.Count} classes (label k is the class on line k + 1 of the list, counting class lines only).");
+                label = labelText[l] ??= classNames is not null ? classNames[l] : l.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
             items.Add(new ImageItem(i, $"idx:{file}#{i}", null, label, null) { IdxIndex = i });
         }

@@ -27,6 +27,13 @@ public sealed record ClipModelOptions
 
     /// <summary>A display name (default: the manifest's "name", else the folder name).</summary>
     public string? Name { get; init; }
+
+    /// <summary>
+    /// A folder (e.g. the embedding cache folder) where <see cref="ClipModel.ContentHash"/> is remembered in
+    /// <c>model-hashes.tsv</c>, keyed by the tower files' paths and file-system stamps, so that a large model is hashed
+    /// once; null (default) hashes the files on first use in every process.
+    /// </summary>
+    public string? ContentHashCache { get; init; }
 }
 
 /// <summary>Options of text embedding.</summary>
@@ -55,10 +62,12 @@ public sealed class ClipModel : IDisposable
     private readonly string[] _towerFiles;
     private readonly Lazy<string> _contentHash;
     private readonly long _padId;
+    private readonly string? _hashCache;
 
     private ClipModel(string name, string directory, ClipModelLayout layout, ClipTokenizer tokenizer, TextTower text, ImageTower image,
-        int contextLength, long padId, float logitScale, PreprocessSettings preprocessing, string[] towerFiles)
+        int contextLength, long padId, float logitScale, PreprocessSettings preprocessing, string[] towerFiles, string? hashCache)
     {
+        _hashCache = hashCache;
         Name = name;
         Directory = directory;
         Layout = layout;
@@ -102,7 +111,8 @@ public sealed class ClipModel : IDisposable
     /// <summary>The image preprocessing the model expects (from preprocessor_config.json, clip.json or CLIP's defaults).</summary>
     public PreprocessSettings Preprocessing { get; }
 
-    /// <summary>SHA-256 of the tower files' bytes (hex), computed on first use; identifies the model in caches.</summary>
+    /// <summary>SHA-256 of the tower files' bytes (hex), computed on first use (or read from
+    /// <see cref="ClipModelOptions.ContentHashCache"/>); identifies the model in caches and in trained classifiers.</summary>
     public string ContentHash => _contentHash.Value;
 
     internal TextTower TextTower => _text;
@@ -238,7 +248,7 @@ public sealed class ClipModel : IDisposable
             var preprocessing = settings.ToPreprocessing(imageSize, directory);
 
             string name = options.Name ?? settings.Name ?? new DirectoryInfo(directory).Name;
-            return new ClipModel(name, directory, layout, tokenizer, text, image, contextLength, padId, settings.LogitScale ?? 100f, preprocessing, towerFiles);
+            return new ClipModel(name, directory, layout, tokenizer, text, image, contextLength, padId, settings.LogitScale ?? 100f, preprocessing, towerFiles, options.ContentHashCache);
         }
         catch
         {
@@ -334,6 +344,15 @@ public sealed class ClipModel : IDisposable
     }
 
     private string ComputeContentHash()
+    {
+        string? key = _hashCache is null ? null : ModelHashCache.Key(_towerFiles);
+        if (key is not null && ModelHashCache.TryGet(_hashCache!, key) is { } known) return known;
+        string hash = HashFiles();
+        if (key is not null && ModelHashCache.Key(_towerFiles) == key) ModelHashCache.TryStore(_hashCache!, key, hash); // unchanged while hashing
+        return hash;
+    }
+
+    private string HashFiles()
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 20];

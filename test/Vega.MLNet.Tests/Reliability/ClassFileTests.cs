@@ -69,6 +69,13 @@ public sealed class ClassFileTests
     }
 
     [Fact]
+    public void TheShippedFashionMnistClassFileIsTheDatasetsLabelOrder()
+    {
+        string path = Path.Combine(Fixtures.RepositoryRoot, "data", "classes", "fashion-mnist.txt");
+        Assert.Equal(Vega.MLNet.Imaging.ImageSource.FashionMnistClassNames, PromptTemplates.ReadClassNames(path));
+    }
+
+    [Fact]
     public void ListsFromCodeFollowTheSameRule()
     {
         var e = Assert.Throws<ArgumentException>(() => PromptTemplates.ValidateClassNames(["Cat", "dog", "cat"]));
