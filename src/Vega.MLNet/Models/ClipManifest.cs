@@ -81,7 +81,7 @@ internal sealed record ClipManifest
                 Mean = root.Floats("mean", 3, scalarRepeats: false),
                 Std = root.Floats("std", 3, scalarRepeats: false, min: double.Epsilon),
                 RescaleFactor = root.Number("rescale_factor", double.Epsilon, 1e6),
-                ContextLength = root.Int("context_length", 2, 1 << 20),
+                ContextLength = root.Int("context_length", 3, 1 << 20),
                 PadId = root.Int("pad_id", 0, int.MaxValue),
                 LogitScale = logit,
                 Normalized = root.Bool("normalized"),
@@ -125,7 +125,7 @@ internal sealed record ClipManifest
             return new ClipManifest
             {
                 LogitScale = logLogit is double ll ? MathF.Exp((float)ll) : null,
-                ContextLength = text?.Int("max_position_embeddings", 2, 1 << 20),
+                ContextLength = text?.Int("max_position_embeddings", 3, 1 << 20),
                 PadId = pad ?? topPad,
                 ImageSize = vision?.Int("image_size", 1, MaxSide),
             };

@@ -51,6 +51,14 @@ internal readonly struct JsonFields
         {
             throw new ClipModelException($"Cannot read '{path}' ({e.Message}).", e);
         }
+        try
+        {
+            _ = StrictUtf8.GetCharCount(bytes);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            throw new ClipModelException($"'{path}' is not UTF-8 text (invalid bytes at offset {e.Index}); save it as UTF-8. {help}", e);
+        }
         JsonDocument doc;
         try
         {
@@ -62,9 +70,14 @@ internal readonly struct JsonFields
                 MaxDepth = 64,
             });
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // the latter: a key with an invalid escape, met by the duplicate-key check
         {
             throw new ClipModelException($"'{path}' is not valid JSON ({e.Message}). {help}", e);
+        }
+        if (FirstBadText(doc.RootElement, "") is { } where)
+        {
+            doc.Dispose();
+            throw new ClipModelException($"'{path}' has invalid text in {where} (an escape such as \\ud800 that is not a Unicode character). {help}");
         }
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
         {
@@ -73,6 +86,35 @@ internal readonly struct JsonFields
             throw new ClipModelException($"'{path}' must hold a JSON object {{...}}, got {kind}. {help}");
         }
         return (doc, new JsonFields(path, doc.RootElement, ""));
+    }
+
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Where a property name or string of the document cannot be decoded (e.g. a lone surrogate escape), or null.</summary>
+    private static string? FirstBadText(JsonElement e, string where)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.String:
+                try { _ = e.GetString(); return null; }
+                catch (InvalidOperationException) { return where.Length == 0 ? "the document" : $"\"{where}\""; }
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                {
+                    string name;
+                    try { name = p.Name; }
+                    catch (InvalidOperationException) { return where.Length == 0 ? "a key" : $"a key of \"{where}\""; }
+                    if (FirstBadText(p.Value, where.Length == 0 ? name : where + "." + name) is { } bad) return bad;
+                }
+                return null;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in e.EnumerateArray())
+                    if (FirstBadText(item, $"{where}[{i++}]") is { } bad) return bad;
+                return null;
+            default:
+                return null;
+        }
     }
 
     private bool TryGet(string key, out JsonElement value) =>

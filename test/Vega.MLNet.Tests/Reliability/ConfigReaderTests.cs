@@ -26,7 +26,7 @@ public sealed class ConfigReaderTests
     [InlineData("""{"text_config": {"pad_token_id": "1"}}""", "text_config.pad_token_id", "the string \"1\"")]
     [InlineData("""{"text_config": {"pad_token_id": -1}}""", "text_config.pad_token_id", "between 0 and")]
     [InlineData("""{"text_config": {"max_position_embeddings": 77.5}}""", "text_config.max_position_embeddings", "an integer")]
-    [InlineData("""{"text_config": {"max_position_embeddings": 99999999999999}}""", "text_config.max_position_embeddings", "between 2 and")]
+    [InlineData("""{"text_config": {"max_position_embeddings": 99999999999999}}""", "text_config.max_position_embeddings", "between 3 and")]
     [InlineData("""{"text_config": []}""", "text_config", "an object")]
     [InlineData("""{"vision_config": {"image_size": "224"}}""", "vision_config.image_size", "the string \"224\"")]
     [InlineData("""{"pad_token_id": true}""", "pad_token_id", "true")]
