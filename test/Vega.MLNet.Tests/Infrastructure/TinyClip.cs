@@ -86,6 +86,10 @@ internal static class TinyClip
         return path;
     }
 
+    /// <summary>The <c>vega</c> executable beside the tests; VEGA_TEST_EXE runs the CLI tests against another build
+    /// (e.g. an older commit, to see them fail there).</summary>
+    public static string Executable => Environment.GetEnvironmentVariable("VEGA_TEST_EXE") ?? Path.Combine(AppContext.BaseDirectory, "vega");
+
     /// <summary>What a <c>vega</c> process did.</summary>
     public sealed record CliRun(int ExitCode, string StdOut, string StdErr, bool TimedOut)
     {
@@ -104,7 +108,7 @@ internal static class TinyClip
     /// </summary>
     public static CliRun Vega(IReadOnlyList<string> args, TimeSpan? timeout = null, string? shellPrefix = null, bool dropFileCapabilities = false, string? workingDirectory = null)
     {
-        string vega = Path.Combine(AppContext.BaseDirectory, "vega");
+        string vega = Executable;
         ProcessStartInfo start;
         string command = string.Join(' ', new[] { vega }.Concat(args).Select(Quote));
         if (dropFileCapabilities && Environment.UserName == "root")

@@ -285,7 +285,7 @@ public sealed class CliTests
         // A real terminal (script(1) gives vega a pseudo-terminal); ^C is typed into it once the progress bar runs.
         string model = ClipModelTestsLink.BenchVitB32();
         string idx = TinyClip.Idx(400, 28, 28);
-        string vega = Path.Combine(AppContext.BaseDirectory, "vega");
+        string vega = TinyClip.Executable;
         var start = new ProcessStartInfo("script", ["-qfec", $"'{vega}' embed --model '{model}' --images '{idx}' --batch 4", "/dev/null"])
         {
             RedirectStandardInput = true,
