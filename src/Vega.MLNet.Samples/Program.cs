@@ -12,7 +12,8 @@ internal static class Program
         // cached and exits with 130), a second one ends the process at once; the cursor is shown again either way.
         using var stop = new CancellationTokenSource();
         using var signals = Terminal.CancelOnSignals(stop);
-        var configuration = new InvocationConfiguration { ProcessTerminationTimeout = null };
+        // Exceptions that escape a command (e.g. a benchmark) reach CliErrors too: one line, never a stack trace.
+        var configuration = new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false };
         return CliErrors.Run(() => Root().Parse(args).InvokeAsync(configuration, stop.Token).GetAwaiter().GetResult());
     }
 

@@ -46,6 +46,25 @@ internal static partial class SafeFile
         return OpenPortable(path);
     }
 
+    /// <summary>A read-only stream over a regular file (checked as <see cref="OpenRegular"/> does).</summary>
+    public static FileStream OpenStream(string path) => new(OpenRegular(path), FileAccess.Read, 1 << 16);
+
+    /// <summary>
+    /// Reads <paramref name="path"/> as <paramref name="what"/> (e.g. "CSV manifest"): a refused file becomes an
+    /// <see cref="InvalidDataException"/> naming the file and the reason.
+    /// </summary>
+    public static byte[] ReadAllBytesOrInvalid(string path, long maxBytes, string what)
+    {
+        try
+        {
+            return ReadAllBytes(path, maxBytes);
+        }
+        catch (RefusedException e)
+        {
+            throw new InvalidDataException($"The {what} '{path}' cannot be read: {e.Reason}.", e);
+        }
+    }
+
     /// <summary>Reads the whole of a regular file of at most <paramref name="maxBytes"/> bytes (checked before reading).</summary>
     public static byte[] ReadAllBytes(string path, long maxBytes)
     {

@@ -314,7 +314,17 @@ public sealed class ImageSource
         var problems = new List<SkippedItem>();
         int lineNo = 0, pathCol = -1, labelCol = -1, candCol = -1, columns = 0;
         var fields = new List<string>();
-        foreach (var line in File.ReadLines(full, Encoding.UTF8))
+        FileStream stream;
+        try
+        {
+            stream = Common.SafeFile.OpenStream(full);
+        }
+        catch (Common.SafeFile.RefusedException e)
+        {
+            throw new InvalidDataException($"The CSV manifest '{csvPath}' cannot be read: {e.Reason}.", e);
+        }
+        using var text = new StreamReader(stream, Encoding.UTF8);
+        while (text.ReadLine() is { } line)
         {
             lineNo++;
             if (line.Trim().Length == 0) continue;

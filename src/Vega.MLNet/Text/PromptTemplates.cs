@@ -46,7 +46,8 @@ public sealed class PromptTemplates
         if (!File.Exists(path)) throw new FileNotFoundException($"The templates file '{path}' does not exist.", path);
         var list = new List<string>();
         int lineNo = 0;
-        foreach (var raw in File.ReadLines(path))
+        string content = System.Text.Encoding.UTF8.GetString(Common.SafeFile.ReadAllBytesOrInvalid(path, MaxClassFileBytes, "templates file")).TrimStart('\uFEFF');
+        foreach (var raw in content.Split('\n'))
         {
             lineNo++;
             string line = raw.Trim();

@@ -126,3 +126,47 @@ public sealed class ImageFileTests
         Assert.Contains("character device", run.FlatOut);
     }
 }
+
+/// <summary>The other readers of user files refuse FIFOs and devices too, with their documented exception, without blocking.</summary>
+public sealed class SpecialFileTests
+{
+    public static TheoryData<string> Readers => new() { "csv", "templates", "idx", "idx-labels", "npy", "descriptions", "classifier" };
+
+    [Theory]
+    [MemberData(nameof(Readers))]
+    public async Task AFifoOrALinkToDevZeroIsRefusedWithoutBlocking(string reader)
+    {
+        foreach (bool fifo in new[] { true, false })
+        {
+            string dir = Fixtures.TempDir();
+            string name = reader switch
+            {
+                "csv" => "m.csv",
+                "templates" => "t.txt",
+                "idx" => "x-idx3-ubyte",
+                "idx-labels" => "x-idx1-ubyte",
+                "npy" => "w.npy",
+                "descriptions" => "d.json",
+                _ => "classifier.json",
+            };
+            string path = Path.Combine(dir, name);
+            if (fifo) ImageFileTests.MakeFifo(path);
+            else File.CreateSymbolicLink(path, "/dev/zero");
+            Action read = reader switch
+            {
+                "csv" => () => ImageSource.FromCsv(path),
+                "templates" => () => Vega.MLNet.Text.PromptTemplates.FromFile(path),
+                "idx" => () => ImageSource.FromIdx(path),
+                "idx-labels" => () => ImageSource.FromIdx(TinyClip.Idx(2), path),
+                "npy" => () => Vega.MLNet.Embedding.Npy.ReadFloat32(path),
+                "descriptions" => () => Vega.MLNet.Prompting.Aape.ClassDescriptions.Load(path, ["a", "b"]),
+                _ => () => Vega.MLNet.Prompting.PartialLabel.TunedClassifier.Load(dir),
+            };
+            var run = Task.Run(read);
+            Assert.True(await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(30))) == run, $"{reader} hung on a {(fifo ? "FIFO" : "link to /dev/zero")}");
+            var e = await Assert.ThrowsAsync<InvalidDataException>(() => run);
+            Assert.Contains(fifo ? "named pipe (FIFO)" : "character device", e.Message);
+            Assert.Contains(path, e.Message);
+        }
+    }
+}

@@ -168,7 +168,7 @@ public sealed class TunedClassifier
         if (!File.Exists(jsonPath)) throw new FileNotFoundException($"No classifier in '{directory}' (classifier.json is missing; write one with `vega tune`).", jsonPath);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath));
+            using var doc = JsonDocument.Parse(Common.SafeFile.ReadAllBytesOrInvalid(jsonPath, 64L << 20, "classifier file"));
             var root = doc.RootElement;
             if (root.GetProperty("format").GetString() != "vega-classifier-1")
                 throw new InvalidDataException($"'{jsonPath}' is not a Vega.MLNet classifier (format {root.GetProperty("format").GetString()}).");
