@@ -33,9 +33,9 @@ internal static class AapeCommand
     {
         public readonly Option<string> Model = new("--model") { Description = "CLIP model folder or clip.json.", Required = true };
         public readonly Option<string> Images = new("--images") { Description = "Labelled images: folder (--labels-from-folders), CSV manifest (path,label) or IDX image file (with --labels).", Required = true };
-        public readonly Option<string?> Labels = new("--labels") { Description = "IDX label file for an IDX image file (class names: Fashion-MNIST's)." };
+        public readonly Option<string?> Labels = new("--labels") { Description = "IDX label file for an IDX image file (label k is the k-th class of --classes)." };
         public readonly Option<bool> Folders = new("--labels-from-folders") { Description = "Labels are the images' first sub-folder names." };
-        public readonly Option<string?> Classes = new("--classes") { Description = "Class names, one per line (default: Fashion-MNIST's for IDX, else the sorted distinct labels)." };
+        public readonly Option<string?> Classes = new("--classes") { Description = "Class names, one per line (default: the distinct labels, sorted; for IDX labels the numbers 0, 1, …)." };
         public readonly Option<string?> Templates = new("--templates") { Description = "Prompt templates file for the class weights w_c (default \"a photo of a {}.\")." };
         public readonly Option<string?> Cache = new("--cache") { Description = "Cache folder for image and description embeddings.", DefaultValueFactory = _ => ".vega-cache" };
         public readonly Option<int> Batch = new("--batch") { Description = "Images per image-tower run.", DefaultValueFactory = _ => 32 };
@@ -48,10 +48,17 @@ internal static class AapeCommand
 
         public ImageEmbeddingOptions EmbeddingOptions(ParseResult p) => new()
         {
-            BatchSize = p.GetValue(Batch),
-            DecodeThreads = p.GetValue(Threads),
-            CacheDirectory = p.GetValue(Cache),
+            BatchSize = CliChecks.ImageBatch("--batch", p.GetValue(Batch)),
+            DecodeThreads = CliChecks.Threads("--threads", p.GetValue(Threads)),
+            CacheDirectory = CliChecks.CacheFolder("--cache", p.GetValue(Cache)),
         };
+
+        /// <summary>The class list file (read and checked) when given.</summary>
+        public IReadOnlyList<string>? ClassFile(ParseResult p) =>
+            p.GetValue(Classes) is { } f ? PromptTemplates.ReadClassNames(CliChecks.InputFile("--classes", f)) : null;
+
+        public PromptTemplates Prompts(ParseResult p) =>
+            p.GetValue(Templates) is { } t ? PromptTemplates.FromFile(CliChecks.InputFile("--templates", t)) : PromptTemplates.Default;
     }
 
     private sealed class TrainingOptions
@@ -71,24 +78,36 @@ internal static class AapeCommand
             foreach (var o in new Option[] { Lambda, Temperature, Epochs, Lr, TrainBatch, Heads, Aggregator, AggregatorEpochs, AggregatorLr }) c.Options.Add(o);
         }
 
-        public AapeOptions Build(ParseResult p, int seed) => new()
+        public AapeOptions Build(ParseResult p, int seed)
         {
-            Lambda = p.GetValue(Lambda),
-            Temperature = p.GetValue(Temperature),
-            Epochs = p.GetValue(Epochs) ?? AapeOptions.Default.Epochs,
-            LearningRate = p.GetValue(Lr),
-            BatchSize = p.GetValue(TrainBatch),
-            Heads = p.GetValue(Heads),
-            Aggregator = p.GetValue(Aggregator)!.ToLowerInvariant() switch
+            var options = new AapeOptions
             {
-                "attention" => AapeAggregator.Attention,
-                "mean" => AapeAggregator.Mean,
-                var s => throw new ArgumentException($"--aggregator '{s}': use attention or mean."),
-            },
-            AggregatorEpochs = p.GetValue(AggregatorEpochs),
-            AggregatorLearningRate = p.GetValue(AggregatorLr),
-            Seed = seed,
-        };
+                Lambda = CliChecks.NonNegative("--lambda", p.GetValue(Lambda)),
+                Temperature = p.GetValue(Temperature) is double t ? CliChecks.Positive("--temperature", t) : null,
+                Epochs = CliChecks.Range("--epochs", p.GetValue(Epochs), 1, 1_000_000) ?? AapeOptions.Default.Epochs,
+                LearningRate = CliChecks.Positive("--lr", p.GetValue(Lr)),
+                BatchSize = CliChecks.Range("--train-batch", p.GetValue(TrainBatch), 1, 1 << 24),
+                Heads = CliChecks.Range("--heads", p.GetValue(Heads), 1, 4096),
+                Aggregator = p.GetValue(Aggregator)!.ToLowerInvariant() switch
+                {
+                    "attention" => AapeAggregator.Attention,
+                    "mean" => AapeAggregator.Mean,
+                    var s => throw new CliUsageException($"--aggregator '{s}': use attention or mean."),
+                },
+                AggregatorEpochs = CliChecks.Range("--aggregator-epochs", p.GetValue(AggregatorEpochs), 0, 1_000_000),
+                AggregatorLearningRate = CliChecks.Positive("--aggregator-lr", p.GetValue(AggregatorLr)),
+                Seed = seed,
+            };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw new CliUsageException($"{e.Message.Split(" (Parameter")[0]} Change the matching option (vega aape --help).");
+            }
+            return options;
+        }
     }
 
     // ---------------------------------------------------------------- train
@@ -104,28 +123,33 @@ internal static class AapeCommand
         var command = new Command("train", "Train an AAPE head on labelled images and class descriptions; writes safetensors + settings JSON + ONNX.") { descriptions, output, shots, seed };
         common.AddTo(command);
         training.AddTo(command);
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            using var clip = ClipModel.Load(parse.GetValue(common.Model)!);
-            var source = CliInputs.Images(parse.GetValue(common.Images)!, parse.GetValue(common.Labels), labelsFromFolders: parse.GetValue(common.Folders));
-            var classNames = ClassList(parse.GetValue(common.Classes), source);
+            // Every argument and output is checked before the work starts.
+            string dir = CliChecks.OutputFolder("--out", parse.GetValue(output)!);
+            var classFile = common.ClassFile(parse);
+            var prompts = common.Prompts(parse);
+            var embedOptions = common.EmbeddingOptions(parse);
+            string descriptionsPath = CliChecks.InputPath("--descriptions", parse.GetValue(descriptions)!);
+            int k = CliChecks.Range("--shots", parse.GetValue(shots), 0, 1_000_000, "0 = every image"), s = parse.GetValue(seed);
+            var options = training.Build(parse, s);
+            var source = CliInputs.Images(parse.GetValue(common.Images)!, parse.GetValue(common.Labels), labelsFromFolders: parse.GetValue(common.Folders), classNames: classFile);
+            var classNames = ClassList(classFile, source);
             var labels = LabelIndices(source, classNames);
-            int k = parse.GetValue(shots), s = parse.GetValue(seed);
-            if (k < 0) throw new ArgumentException($"--shots {k}: give 0 (all images) or a positive number.");
             if (k > 0)
             {
                 var chosen = SampleShots(labels, classNames, k, s);
                 source = source.Subset(chosen);
                 labels = chosen.Select(i => labels[i]).ToArray();
             }
-            var options = training.Build(parse, s);
-            var desc = LoadDescriptions(parse.GetValue(descriptions)!, classNames);
-            var embedded = desc.Embed(clip, parse.GetValue(common.Cache), ct);
+            var desc = LoadDescriptions(descriptionsPath, classNames);
+            using var clip = CliInputs.LoadModel(parse.GetValue(common.Model)!, embedOptions.CacheDirectory);
+            var embedded = desc.Embed(clip, embedOptions.CacheDirectory, ct);
             AnsiConsole.MarkupLine(Markup.Escape($"descriptions: {desc.Count} sentences for {classNames.Count} classes ({(embedded.FromCache ? "from cache" : "embedded")})"));
-            var images = CliInputs.EmbedWithProgress(clip, source, common.EmbeddingOptions(parse), ct);
+            var images = CliInputs.EmbedWithProgress(clip, source, embedOptions, ct);
             CliInputs.PrintSkipped(images.Skipped);
             var kept = KeptLabels(images, source, labels);
-            var weights = clip.EmbedClassNames(classNames, Templates(parse.GetValue(common.Templates)));
+            var weights = clip.EmbedClassNames(classNames, prompts);
             var progress = new SynchronousProgress<AapeEpoch>(e =>
             {
                 if (e.Epoch % 10 == 0 || e.Epoch == options.Epochs - 1)
@@ -142,7 +166,6 @@ internal static class AapeCommand
                 ModelName = clip.Name,
                 ModelHash = clip.ContentHash,
             }, options, progress, ct);
-            string dir = parse.GetValue(output)!;
             head.Save(dir);
             head.ExportOnnx(Path.Combine(dir, AapeHead.OnnxFile));
             var r = head.Training!;
@@ -174,17 +197,23 @@ internal static class AapeCommand
         var batch = new Option<int>("--batch") { Description = "Images per image-tower run.", DefaultValueFactory = _ => 32 };
         var command = new Command("predict", "Classify images with an AAPE head: top-k classes with probabilities, as CSV (id,path,label,class1,p1,...).")
             { head, model, images, labels, top, output, cache, batch };
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            var h = AapeHead.Load(parse.GetValue(head)!);
-            using var clip = ClipModel.Load(parse.GetValue(model)!);
+            // Every argument and output is checked before the work starts.
+            string headDir = CliChecks.InputFolder("--head", parse.GetValue(head)!);
+            var h = AapeHead.Load(headDir);
+            string? outPath = parse.GetValue(output) is { } o ? CliChecks.OutputFile("--out", o) : null;
+            string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
+            int batchSize = CliChecks.ImageBatch("--batch", parse.GetValue(batch));
+            CliChecks.Range("--top", parse.GetValue(top), 1, int.MaxValue, "classes per image");
+            int k = Math.Min(parse.GetValue(top), h.ClassNames.Count);
+            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), classNames: h.ClassNames);
+            using var clip = CliInputs.LoadModel(parse.GetValue(model)!, cacheDir);
             if (h.ModelHash is not null && h.ModelHash != clip.ContentHash)
-                throw new ArgumentException($"The head in '{parse.GetValue(head)}' was trained on model '{h.ModelName}' (content hash {h.ModelHash[..12]}…), but --model '{parse.GetValue(model)}' is a different model ({clip.ContentHash[..12]}…); heads only work in their own model's embedding space.");
+                throw new ArgumentException($"The head in '{headDir}' was trained on model '{h.ModelName}' (content hash {h.ModelHash[..12]}…), but --model '{parse.GetValue(model)}' is a different model ({clip.ContentHash[..12]}…); heads only work in their own model's embedding space.");
             if (h.Dimension != clip.EmbeddingDimension)
                 throw new ArgumentException($"The head expects {h.Dimension}-dimensional embeddings; the model gives {clip.EmbeddingDimension}.");
-            int k = Math.Clamp(parse.GetValue(top), 1, h.ClassNames.Count);
-            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels));
-            var embedded = CliInputs.EmbedWithProgress(clip, source, new ImageEmbeddingOptions { BatchSize = parse.GetValue(batch), CacheDirectory = parse.GetValue(cache) }, ct);
+            var embedded = CliInputs.EmbedWithProgress(clip, source, new ImageEmbeddingOptions { BatchSize = batchSize, CacheDirectory = cacheDir }, ct);
             CliInputs.PrintSkipped(embedded.Skipped);
             var logits = h.Predict(embedded.Embeddings);
             int c = h.ClassNames.Count, correct = 0, labelled = 0;
@@ -206,7 +235,7 @@ internal static class AapeCommand
                     if (h.ClassNames[order[0]] == item.Label) correct++;
                 }
             }
-            if (parse.GetValue(output) is { } path)
+            if (outPath is { } path)
             {
                 File.WriteAllText(path, sb.ToString(), new UTF8Encoding(false));
                 AnsiConsole.MarkupLine(Markup.Escape($"wrote {embedded.Items.Count} predictions to {path}"));
@@ -244,33 +273,43 @@ internal static class AapeCommand
             { descriptions, testImages, testLabels, shots, seeds, baseToNew, noKShot, b2nShots, pool, testPerClass, output, append, note };
         common.AddTo(command);
         training.AddTo(command);
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            using var clip = ClipModel.Load(parse.GetValue(common.Model)!);
-            var train = CliInputs.Images(parse.GetValue(common.Images)!, parse.GetValue(common.Labels), labelsFromFolders: parse.GetValue(common.Folders));
-            var classNames = ClassList(parse.GetValue(common.Classes), train);
+            // Every argument and output is checked before the work starts.
+            string outPath = CliChecks.OutputFile("--out", parse.GetValue(output)!);
+            var classFile = common.ClassFile(parse);
+            var prompts = common.Prompts(parse);
+            var embOptions = common.EmbeddingOptions(parse);
+            string descriptionsPath = CliChecks.InputPath("--descriptions", parse.GetValue(descriptions)!);
+            var shotList = ParseInts(parse.GetValue(shots)!, "--shots");
+            var seedList = ParseInts(parse.GetValue(seeds)!, "--seeds");
+            int b2n = CliChecks.Range("--base-to-new-shots", parse.GetValue(b2nShots), 1, 1_000_000);
+            var options = training.Build(parse, 1);
+            var train = CliInputs.Images(parse.GetValue(common.Images)!, parse.GetValue(common.Labels), labelsFromFolders: parse.GetValue(common.Folders), classNames: classFile);
+            var classNames = ClassList(classFile, train);
             var trainLabels = LabelIndices(train, classNames);
-            var test = CliInputs.Images(parse.GetValue(testImages)!, parse.GetValue(testLabels), labelsFromFolders: parse.GetValue(common.Folders));
+            var test = CliInputs.Images(parse.GetValue(testImages)!, parse.GetValue(testLabels), labelsFromFolders: parse.GetValue(common.Folders), classNames: classNames,
+                option: "--test-images", labelsOption: "--test-labels");
             var testLabelIdx = LabelIndices(test, classNames);
             int poolSize = parse.GetValue(pool), testSize = parse.GetValue(testPerClass);
-            if (poolSize < 1) throw new ArgumentException($"--pool-per-class {poolSize}: must be at least the largest shot count.");
+            if (poolSize < shotList.Max()) throw new CliUsageException($"--pool-per-class {poolSize}: must be at least the largest shot count ({shotList.Max()}).");
+            CliChecks.Range("--test-per-class", testSize, 0, int.MaxValue, "0 = all");
+            var desc = LoadDescriptions(descriptionsPath, classNames);
+            using var clip = CliInputs.LoadModel(parse.GetValue(common.Model)!, embOptions.CacheDirectory);
             var poolIdx = FirstPerClass(trainLabels, classNames.Count, poolSize);
             var testIdx = testSize <= 0 ? Enumerable.Range(0, testLabelIdx.Length).ToArray() : FirstPerClass(testLabelIdx, classNames.Count, testSize);
-            var desc = LoadDescriptions(parse.GetValue(descriptions)!, classNames);
-            var embeddedDesc = desc.Embed(clip, parse.GetValue(common.Cache), ct);
-            var embOptions = common.EmbeddingOptions(parse);
+            var embeddedDesc = desc.Embed(clip, embOptions.CacheDirectory, ct);
             var poolEmb = CliInputs.EmbedWithProgress(clip, train.Subset(poolIdx), embOptions, ct);
             var testEmb = CliInputs.EmbedWithProgress(clip, test.Subset(testIdx), embOptions, ct);
             CliInputs.PrintSkipped([.. poolEmb.Skipped, .. testEmb.Skipped]);
-            var options = training.Build(parse, 1);
             int? fixedEpochs = parse.GetValue(training.Epochs);
             var settings = new ExperimentSettings
             {
-                Shots = ParseInts(parse.GetValue(shots)!, "--shots"),
-                Seeds = ParseInts(parse.GetValue(seeds)!, "--seeds"),
+                Shots = shotList,
+                Seeds = seedList,
                 KShot = !parse.GetValue(noKShot),
                 BaseToNew = parse.GetValue(baseToNew),
-                BaseToNewShots = parse.GetValue(b2nShots),
+                BaseToNewShots = b2n,
                 Options = options,
                 EpochsForShots = fixedEpochs is int e ? _ => e : ExperimentSettings.CoOpEpochs,
                 Log = new SynchronousProgress<string>(line => Console.WriteLine(line)),
@@ -279,7 +318,7 @@ internal static class AapeCommand
             {
                 ModelName = clip.Name,
                 ClassNames = classNames,
-                ClassWeights = clip.EmbedClassNames(classNames, Templates(parse.GetValue(common.Templates))),
+                ClassWeights = clip.EmbedClassNames(classNames, prompts),
                 Descriptions = embeddedDesc,
                 Pool = poolEmb.Embeddings,
                 PoolLabels = KeptLabels(poolEmb, train, trainLabels),
@@ -289,7 +328,7 @@ internal static class AapeCommand
                 Provenance = parse.GetValue(note) ?? "",
             };
             var result = AapeExperiment.Run(data, settings, [.. AapeExperiment.DefaultMethods(settings), new AapeExperiment.CoOpMethod(clip)], ct);
-            WriteReport(AapeExperimentReport.ToMarkdown(result, CommandLine()), parse.GetValue(output)!, parse.GetValue(append));
+            WriteReport(AapeExperimentReport.ToMarkdown(result, CommandLine()), outPath, parse.GetValue(append));
             return 0;
         })));
         return command;
@@ -326,18 +365,25 @@ internal static class AapeCommand
         var command = new Command("synthetic", "Run the eval protocol on a synthetic embedding task with known structure (biased handcrafted prompt, informative descriptions; see SyntheticTask).")
             { classes, dim, descriptions, irrelevant, bias, noise, shots, seeds, dataSeed, output, append };
         training.AddTo(command);
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            int c = parse.GetValue(classes), d = parse.GetValue(dim);
+            string outPath = CliChecks.OutputFile("--out", parse.GetValue(output)!);
+            int c = CliChecks.Range("--classes", parse.GetValue(classes), 2, 100_000), d = CliChecks.Range("--dim", parse.GetValue(dim), 1, 65536);
+            CliChecks.Range("--descriptions", parse.GetValue(descriptions), 1, 100_000);
+            CliChecks.Probability("--irrelevant", parse.GetValue(irrelevant));
+            CliChecks.NonNegative("--prompt-bias", parse.GetValue(bias));
+            CliChecks.NonNegative("--image-noise", parse.GetValue(noise));
             var k = ParseInts(parse.GetValue(shots)!, "--shots");
+            var seedList = ParseInts(parse.GetValue(seeds)!, "--seeds");
+            var trainingOptions = training.Build(parse, 1);
             var task = SyntheticTask.Create(c, d, trainPerClass: Math.Max(64, k.Max()), testPerClass: 200, parse.GetValue(descriptions), (ulong)parse.GetValue(dataSeed),
                 imageNoise: parse.GetValue(noise), promptBias: parse.GetValue(bias), irrelevant: parse.GetValue(irrelevant));
-            var options = training.Build(parse, 1) with { Temperature = parse.GetValue(training.Temperature) ?? 0.01 };
+            var options = trainingOptions with { Temperature = parse.GetValue(training.Temperature) ?? 0.01 };
             int? fixedEpochs = parse.GetValue(training.Epochs);
             var settings = new ExperimentSettings
             {
                 Shots = k,
-                Seeds = ParseInts(parse.GetValue(seeds)!, "--seeds"),
+                Seeds = seedList,
                 BaseToNew = true,
                 Options = options,
                 EpochsForShots = fixedEpochs is int e ? _ => e : ExperimentSettings.CoOpEpochs,
@@ -352,15 +398,13 @@ internal static class AapeCommand
                     $"{parse.GetValue(descriptions)} descriptions per class, {parse.GetValue(irrelevant):P0} of them noise, the rest normalize(μ_c + 0.6ε + 0.5m); m = a shared text offset (modality gap). Logit temperature 0.01.",
             };
             var result = AapeExperiment.Run(data, settings, ct: ct);
-            WriteReport(AapeExperimentReport.ToMarkdown(result, CommandLine()), parse.GetValue(output)!, parse.GetValue(append));
+            WriteReport(AapeExperimentReport.ToMarkdown(result, CommandLine()), outPath, parse.GetValue(append));
             return 0;
         })));
         return command;
     }
 
     // ---------------------------------------------------------------- helpers
-
-    private static PromptTemplates Templates(string? path) => path is null ? PromptTemplates.Default : PromptTemplates.FromFile(path);
 
     private static ClassDescriptions LoadDescriptions(string path, IReadOnlyList<string> classNames)
     {
@@ -370,14 +414,16 @@ internal static class AapeCommand
         return desc;
     }
 
-    /// <summary>The class list: a file, Fashion-MNIST's names for an IDX source, else the sorted distinct labels.</summary>
-    private static IReadOnlyList<string> ClassList(string? file, ImageSource source)
+    /// <summary>The class list: the --classes file, else the distinct labels sorted (numerically when they are all numbers, e.g. IDX labels).</summary>
+    private static IReadOnlyList<string> ClassList(IReadOnlyList<string>? file, ImageSource source)
     {
-        if (file is not null) return PromptTemplates.ReadClassNames(file);
+        if (file is not null) return file;
         if (source.Items.Any(i => i.Label is null))
-            throw new ArgumentException($"Some images of {source.Description} have no label; AAPE needs labelled images (CSV label column, --labels for IDX, or --labels-from-folders).");
-        if (source.Items.Count > 0 && source.Items[0].Id.StartsWith("idx:", StringComparison.Ordinal)) return ImageSource.FashionMnistClassNames;
-        return source.Items.Select(i => i.Label!).Distinct(StringComparer.Ordinal).OrderBy(s => s, StringComparer.Ordinal).ToArray();
+            throw new CliUsageException($"Some images of {source.Description} have no label; AAPE needs labelled images (CSV label column, --labels for IDX, or --labels-from-folders).");
+        var distinct = source.Items.Select(i => i.Label!).Distinct(StringComparer.Ordinal).ToArray();
+        return distinct.All(l => l.Length is > 0 and < 10 && l.All(char.IsAsciiDigit))
+            ? distinct.OrderBy(l => int.Parse(l, CultureInfo.InvariantCulture)).ToArray()
+            : distinct.Order(StringComparer.Ordinal).ToArray();
     }
 
     private static int[] LabelIndices(ImageSource source, IReadOnlyList<string> classNames)
@@ -436,9 +482,9 @@ internal static class AapeCommand
             if (v.Length == 0 || v.Any(x => x < 1)) throw new FormatException();
             return v;
         }
-        catch (FormatException)
+        catch (Exception e) when (e is FormatException or OverflowException)
         {
-            throw new ArgumentException($"{option} '{s}': give positive integers separated by commas, e.g. 1,2,4,8,16.");
+            throw new CliUsageException($"{option} '{s}': give positive integers separated by commas, e.g. 1,2,4,8,16.");
         }
     }
 }

@@ -24,17 +24,18 @@ internal static class DemoCommand
         var workers = new Option<int>("--workers") { Description = "Models trained at once, one thread each (0 = one per core).", DefaultValueFactory = _ => 0 };
         var command = new Command("demo", "The main job on a built-in default: train a zoo of small CLIP models on Fashion-MNIST (cached), export them to ONNX, rank them with VEGA and the baselines on the unlabeled test split and a shifted copy, and check the ranking against the true accuracies.")
             { output, quick, testCount, idxDir, seed, shift, workers };
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
+            // Every argument and output is checked before the work starts.
             var options = new DemoOptions
             {
-                OutputDirectory = parse.GetValue(output)!,
+                OutputDirectory = CliChecks.OutputFolder("--out", parse.GetValue(output)!),
                 Quick = parse.GetValue(quick),
-                TestCount = parse.GetValue(testCount),
-                IdxDirectory = parse.GetValue(idxDir)!,
+                TestCount = CliChecks.Range("--test-count", parse.GetValue(testCount), 1, 10_000, "test images"),
+                IdxDirectory = CliChecks.InputFolder("--idx-dir", parse.GetValue(idxDir)!),
                 Seed = parse.GetValue(seed),
                 Shift = ImageShift.Parse(parse.GetValue(shift)!),
-                Workers = parse.GetValue(workers),
+                Workers = CliChecks.Threads("--workers", parse.GetValue(workers)),
                 Log = line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 EmbedImages = CliInputs.EmbedWithProgress,
             };

@@ -29,10 +29,24 @@ internal static class ExperimentCommand
         var output = new Option<string?>("--out") { Description = "Append the markdown tables to this file." };
         var candidate = new Command("candidate-labels", "Zero-shot / linear probe / CoOp / CoOp + alignment with candidate labels on Fashion-MNIST, for every loss, q and seed.")
             { models, idx, q, seeds, shots, epochs, lr, pool, testCount, cache, output };
-        candidate.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        candidate.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            string dir = parse.GetValue(idx)!;
-            string F(string name) => Path.Combine(dir, name);
+            // Every argument and output is checked before the work starts.
+            string dir = CliChecks.InputFolder("--idx-dir", parse.GetValue(idx)!);
+            string? outFile = parse.GetValue(output) is { } of ? CliChecks.OutputFile("--out", of) : null;
+            string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
+            var modelPaths = parse.GetValue(models)!;
+            foreach (var m in modelPaths) CliChecks.Model("--models", m);
+            foreach (double v in parse.GetValue(q)!) CliChecks.Probability("--q", v);
+            if (parse.GetValue(seeds)!.Length == 0) throw new CliUsageException("--seeds: give at least one seed.");
+            if (parse.GetValue(q)!.Length == 0) throw new CliUsageException("--q: give at least one flipping probability.");
+            CliChecks.Range("--shots", parse.GetValue(shots), 1, 1_000_000);
+            CliChecks.Range("--epochs", parse.GetValue(epochs), 1, 1_000_000);
+            CliChecks.Positive("--coop-lr", parse.GetValue(lr));
+            CliChecks.Range("--pool", parse.GetValue(pool), 1, 60_000, "training images");
+            CliChecks.Range("--test-count", parse.GetValue(testCount), 1, 10_000, "test images");
+            string F(string name) => CliChecks.InputFile("--idx-dir", Path.Combine(dir, name));
+            // This experiment is defined on Fashion-MNIST: its label names are the dataset's (not taken from the files).
             var classNames = ImageSource.FashionMnistClassNames;
             var trainSource = ImageSource.FromIdx(F("train-images-idx3-ubyte.gz"), F("train-labels-idx1-ubyte.gz"), classNames).Subset(Enumerable.Range(0, parse.GetValue(pool)).ToArray());
             var testSource = ImageSource.FromIdx(F("t10k-images-idx3-ubyte.gz"), F("t10k-labels-idx1-ubyte.gz"), classNames).Subset(Enumerable.Range(0, parse.GetValue(testCount)).ToArray());
@@ -46,10 +60,10 @@ internal static class ExperimentCommand
                 Log = line => AnsiConsole.MarkupLine(Markup.Escape(line)),
             };
             var doc = new StringBuilder();
-            foreach (var path in parse.GetValue(models)!)
+            foreach (var path in modelPaths)
             {
-                using var model = ClipModel.Load(path);
-                var embedOptions = new ImageEmbeddingOptions { CacheDirectory = parse.GetValue(cache) };
+                using var model = CliInputs.LoadModel(path, cacheDir, option: "--models");
+                var embedOptions = new ImageEmbeddingOptions { CacheDirectory = cacheDir };
                 var train = CliInputs.EmbedWithProgress(model, trainSource, embedOptions, ct);
                 var test = CliInputs.EmbedWithProgress(model, testSource, embedOptions, ct);
                 int[] Labels(ImageEmbeddings e) => TuneCommand.LabelsOf(e.Items, classNames)!;
@@ -59,7 +73,7 @@ internal static class ExperimentCommand
                 doc.Append("\nPrompt alignment against plain CoOp:\n\n").Append(CandidateLabelExperiment.AlignmentSummary(cells));
             }
             Console.WriteLine(doc.ToString());
-            if (parse.GetValue(output) is { } file)
+            if (outFile is { } file)
             {
                 File.AppendAllText(file, $"\n## {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC — `vega {string.Join(' ', Environment.GetCommandLineArgs()[1..])}`\n" + doc);
                 AnsiConsole.MarkupLine(Markup.Escape($"appended to {file}"));

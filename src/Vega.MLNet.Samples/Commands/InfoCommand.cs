@@ -15,6 +15,7 @@ internal static class InfoCommand
         var command = new Command("info", "Show the detected layout, tower inputs/outputs, tokenizer and preprocessing of model packages.") { model };
         command.SetAction(parse => CliErrors.Run(() =>
         {
+            foreach (var path in parse.GetValue(model)!) CliChecks.Model("--model", path);
             foreach (var path in parse.GetValue(model)!)
             {
                 using var clip = ClipModel.Load(path);

@@ -25,18 +25,23 @@ internal static class PredictCommand
         var command = new Command(evaluate ? "eval" : "predict", evaluate
             ? "Accuracy of a tuned classifier on labelled images."
             : "Predict classes of images with a tuned classifier.") { classifier, model, images, labels, folders, top, output, cache };
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            var tuned = TunedClassifier.Load(parse.GetValue(classifier)!);
-            using var clip = ClipModel.Load(parse.GetValue(model)!);
-            if (clip.EmbeddingDimension != tuned.Weights.Dimension)
-                throw new ArgumentException($"The classifier was trained in a {tuned.Weights.Dimension}-d embedding space (model '{tuned.ModelName}'), '{clip.Name}' has {clip.EmbeddingDimension}.");
-            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders));
-            var embedded = CliInputs.EmbedWithProgress(clip, source, new ImageEmbeddingOptions { CacheDirectory = parse.GetValue(cache) }, ct);
+            // Every argument and output is checked before the work starts.
+            string classifierDir = CliChecks.InputFolder("--classifier", parse.GetValue(classifier)!);
+            var tuned = TunedClassifier.Load(classifierDir);
+            string? outPath = parse.GetValue(output) is { } o ? CliChecks.OutputFile("--out", o) : null;
+            string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
+            CliChecks.Range("--top", parse.GetValue(top), 1, int.MaxValue, "classes per image");
+            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders), classNames: tuned.ClassNames);
+            using var clip = CliInputs.LoadModel(parse.GetValue(model)!, cacheDir);
+            if (!tuned.CheckModel(clip, classifierDir))
+                CliErrors.Warn($"The classifier in '{classifierDir}' does not record which model it was trained with (written by an older vega), so --model cannot be verified; train it again to record it.");
+            var embedded = CliInputs.EmbedWithProgress(clip, source, new ImageEmbeddingOptions { CacheDirectory = cacheDir }, ct);
             CliInputs.PrintSkipped(embedded.Skipped);
             var p = tuned.Probabilities(embedded.Embeddings);
             int c = tuned.ClassNames.Count, k = Math.Clamp(parse.GetValue(top), 1, c);
-            if (parse.GetValue(output) is { } path)
+            if (outPath is { } path)
             {
                 var sb = new StringBuilder("id");
                 for (int r = 1; r <= k; r++) sb.Append(CultureInfo.InvariantCulture, $",class{r},probability{r}");
@@ -53,11 +58,11 @@ internal static class PredictCommand
             if (evaluate)
             {
                 var truth = TuneCommand.LabelsOf(embedded.Items, tuned.ClassNames)
-                    ?? throw new ArgumentException("vega eval needs a label for every image (CSV label column, IDX labels or --labels-from-folders).");
+                    ?? throw new CliUsageException("vega eval needs a label for every image (CSV label column, IDX labels or --labels-from-folders).");
                 double acc = tuned.Accuracy(embedded.Embeddings, truth);
                 AnsiConsole.MarkupLine(Markup.Escape($"{tuned.Method} classifier on {embedded.Items.Count} images: accuracy {acc:P2}"));
             }
-            else if (parse.GetValue(output) is null)
+            else if (outPath is null)
             {
                 var table = new Table().AddColumns("image", "prediction");
                 for (int i = 0; i < Math.Min(embedded.Items.Count, 50); i++)
@@ -77,5 +82,6 @@ internal static class PredictCommand
         return idx[..k];
     }
 
-    private static string Csv(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+    /// <summary>RFC 4180 field: quoted when it holds a comma, quote or line break (ids and class names never hold line breaks).</summary>
+    internal static string Csv(string s) => s.IndexOfAny([',', '"', '\n', '\r']) < 0 ? s : "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 }

@@ -52,20 +52,29 @@ internal static class RankCommand
         var minSample = new Option<int?>("--min-sample") { Description = "Budgeted search: images in the first round's sample (default 256)." };
         var elimination = new Option<double?>("--elimination-rate") { Description = "Budgeted search: fraction of candidates dropped per round (default 0.5)." };
         var searchSeed = new Option<int?>("--search-seed") { Description = "Budgeted search: seed of the random image order (default 0)." };
+        var exif = new Option<bool>("--exif") { Description = "Apply EXIF orientation (the reference CLIP preprocessing does not)." };
+        var truncate = new Option<bool>("--truncate") { Description = "Cut prompts longer than a model's context (the last kept token becomes the end token) instead of stopping with an error." };
         var command = new Command(evaluate ? "evaluate" : "rank", evaluate
             ? "Rank candidate models and, since the images are labelled, report true zero-shot accuracies and Kendall τ, Spearman ρ, top-k recall and regret of every metric."
             : "Rank candidate CLIP models by expected zero-shot accuracy on unlabeled images (VEGA and label-free baselines).");
         foreach (Option o in new Option[] { models, images, classes, templates, metric, report, json, cache, labels, folders, batch, threads, fast, preset, temperature, covariance, edges,
-            fixedShrinkage, shrinkageFloor, varianceFloor, subspace, minImages, undefinedEdge, noEdgeMatrices, baseTemperature, bootstrap, bootstrapLevel, bootstrapSeed, scoringThreads })
+            fixedShrinkage, shrinkageFloor, varianceFloor, subspace, minImages, undefinedEdge, noEdgeMatrices, baseTemperature, bootstrap, bootstrapLevel, bootstrapSeed, scoringThreads, exif, truncate })
             command.Options.Add(o);
         if (!evaluate) foreach (Option o in new Option[] { budget, timeBudget, minSample, elimination, searchSeed }) command.Options.Add(o);
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            var classNames = PromptTemplates.ReadClassNames(parse.GetValue(classes)!);
-            var prompts = parse.GetValue(templates) is { } t ? PromptTemplates.FromFile(t) : PromptTemplates.Default;
-            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders));
+            // Every argument and output is checked before the work starts.
+            var paths = parse.GetValue(models)!;
+            var classNames = PromptTemplates.ReadClassNames(CliChecks.InputFile("--classes", parse.GetValue(classes)!));
+            var prompts = parse.GetValue(templates) is { } t ? PromptTemplates.FromFile(CliChecks.InputFile("--templates", t)) : PromptTemplates.Default;
+            string? html = parse.GetValue(report) is { } r ? CliChecks.OutputFile("--report", r) : null;
+            string? js = parse.GetValue(json) is { } j ? CliChecks.OutputFile("--json", j) : null;
+            string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
+            int batchSize = CliChecks.ImageBatch("--batch", parse.GetValue(batch));
+            int decodeThreads = CliChecks.Threads("--threads", parse.GetValue(threads));
+            var source = CliInputs.Images(parse.GetValue(images)!, parse.GetValue(labels), parse.GetValue(exif), parse.GetValue(folders), classNames);
             if (evaluate && source.Items.Any(i => i.Label is null))
-                throw new ArgumentException($"vega evaluate needs a label for every image: use a CSV with a label column, --labels for IDX, or --labels-from-folders (some items of {source.Description} have none).");
+                throw new CliUsageException($"vega evaluate needs a label for every image: use a CSV with a label column, --labels for IDX, or --labels-from-folders (some items of {source.Description} have none).");
             var vega = VegaOptions.Preset(parse.GetValue(preset)!);
             if (parse.GetValue(temperature) is double tv) vega = vega with { Temperature = tv };
             if (parse.GetValue(covariance) is { } cv) vega = vega with { Covariance = ParseCovariance(cv) };
@@ -81,20 +90,22 @@ internal static class RankCommand
             if (parse.GetValue(bootstrap) is int br) boot = boot with { Replicates = br };
             if (parse.GetValue(bootstrapLevel) is double bl) boot = boot with { Level = bl };
             if (parse.GetValue(bootstrapSeed) is int bs) boot = boot with { Seed = bs };
-            var selection = new SelectionOptions { Metric = SelectionMetrics.Parse(parse.GetValue(metric)!), Vega = vega, Bootstrap = boot };
+            var selection = new SelectionOptions { Metric = ParseMetric(parse.GetValue(metric)!), Vega = vega, Bootstrap = boot };
             if (parse.GetValue(baseTemperature) is double bt) selection = selection with { BaselineTemperature = bt };
             if (parse.GetValue(scoringThreads) is int st) selection = selection with { MaxDegreeOfParallelism = st };
-            var paths = parse.GetValue(models)!;
             var search = evaluate ? null : Search(parse.GetValue(budget), parse.GetValue(timeBudget), parse.GetValue(minSample), parse.GetValue(elimination), parse.GetValue(searchSeed), paths.Length, source.Count);
+            // A full ranking needs every model; in a budgeted search a model that cannot be loaded is a failed trial.
+            if (search is null) foreach (var m in paths) CliChecks.Model("--models", m);
             var options = new VlmSelectionOptions
             {
                 Templates = prompts,
                 Selection = selection,
+                Text = new TextEmbeddingOptions { Truncate = parse.GetValue(truncate) },
                 Images = new ImageEmbeddingOptions
                 {
-                    BatchSize = parse.GetValue(batch),
-                    DecodeThreads = parse.GetValue(threads),
-                    CacheDirectory = parse.GetValue(cache),
+                    BatchSize = batchSize,
+                    DecodeThreads = decodeThreads,
+                    CacheDirectory = cacheDir,
                     Identity = parse.GetValue(fast) ? ImageIdentity.PathSizeTime : ImageIdentity.Content,
                 },
                 EmbedImages = CliInputs.EmbedWithProgress,
@@ -103,13 +114,13 @@ internal static class RankCommand
             VlmSelectionResult result;
             if (search is not null)
                 // Candidates load on first use: one that fails to load is a failed trial and the search goes on.
-                result = VisionLanguageModelSelection.SelectVisionLanguageModel([.. paths.Select(m => ModelCandidate.FromPath(m))], source, classNames, options, ct);
+                result = VisionLanguageModelSelection.SelectVisionLanguageModel([.. paths.Select(m => ModelCandidate.FromPath(m, CliInputs.ModelOptions(cacheDir)))], source, classNames, options, ct);
             else
             {
                 var loaded = new List<ClipModel>();
                 try
                 {
-                    foreach (var m in paths) loaded.Add(ClipModel.Load(m));
+                    foreach (var m in paths) loaded.Add(CliInputs.LoadModel(m, cacheDir, option: "--models"));
                     result = VisionLanguageModelSelection.SelectVisionLanguageModel(loaded, source, classNames, options, ct);
                 }
                 finally
@@ -119,11 +130,23 @@ internal static class RankCommand
             }
             Print(result);
             var reportOptions = new ReportOptions { TaskName = source.Description, ClassNames = classNames };
-            if (parse.GetValue(report) is { } html) { HtmlReport.Write(html, result.Ranking, result.Evaluation, reportOptions); AnsiConsole.MarkupLine($"report: {Markup.Escape(html)}"); }
-            if (parse.GetValue(json) is { } js) { JsonReport.Write(js, result.Ranking, result.Evaluation); AnsiConsole.MarkupLine($"json: {Markup.Escape(js)}"); }
+            if (html is not null) { HtmlReport.Write(html, result.Ranking, result.Evaluation, reportOptions); AnsiConsole.MarkupLine($"report: {Markup.Escape(html)}"); }
+            if (js is not null) { JsonReport.Write(js, result.Ranking, result.Evaluation); AnsiConsole.MarkupLine($"json: {Markup.Escape(js)}"); }
             return 0;
         })));
         return command;
+    }
+
+    internal static SelectionMetric ParseMetric(string s)
+    {
+        try
+        {
+            return SelectionMetrics.Parse(s);
+        }
+        catch (ArgumentException)
+        {
+            throw new CliUsageException($"--metric '{s}': use one of {string.Join(", ", SelectionMetrics.All.Select(SelectionMetrics.Name))}.");
+        }
     }
 
     /// <summary>The budgeted-search options from the CLI, or null when none of --budget / --time-budget is given.</summary>
@@ -185,7 +208,7 @@ internal static class RankCommand
         "isotropic" => CovarianceMode.Isotropic,
         "ledoit-wolf" or "full" => CovarianceMode.FullLedoitWolf,
         "fixed" => CovarianceMode.FullFixedShrinkage,
-        _ => throw new ArgumentException($"--covariance '{s}': use diagonal, isotropic, ledoit-wolf or fixed."),
+        _ => throw new CliUsageException($"--covariance '{s}': use diagonal, isotropic, ledoit-wolf or fixed."),
     };
 
     internal static VisualEdgeKind ParseEdges(string s) => s.ToLowerInvariant() switch
@@ -193,7 +216,7 @@ internal static class RankCommand
         "neg-bhattacharyya" => VisualEdgeKind.NegativeBhattacharyya,
         "exp-neg-bhattacharyya" => VisualEdgeKind.ExpNegativeBhattacharyya,
         "mean-cosine" => VisualEdgeKind.MeanCosine,
-        _ => throw new ArgumentException($"--edges '{s}': use neg-bhattacharyya, exp-neg-bhattacharyya or mean-cosine."),
+        _ => throw new CliUsageException($"--edges '{s}': use neg-bhattacharyya, exp-neg-bhattacharyya or mean-cosine."),
     };
 
     /// <summary>The ranking (and evaluation) as terminal tables.</summary>

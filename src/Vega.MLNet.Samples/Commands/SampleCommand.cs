@@ -22,7 +22,7 @@ internal static class SampleCommand
         var zeroShot = new Command("zero-shot", "Zero-shot classification of a folder: EmbedImages → ZeroShot → MapKeyToValue.") { model, images, classes };
         zeroShot.SetAction(parse => CliErrors.Run(() =>
         {
-            ZeroShotClassification.Run(parse.GetValue(model) ?? DemoModels()[0], parse.GetValue(images) ?? DemoImages(), Classes(parse.GetValue(classes)), Console.Out);
+            ZeroShotClassification.Run(Model("--model", parse.GetValue(model)), Folder("--images", parse.GetValue(images)), Classes(parse.GetValue(classes)), Console.Out);
             return 0;
         }));
         command.Subcommands.Add(zeroShot);
@@ -35,8 +35,9 @@ internal static class SampleCommand
         select.SetAction(parse => CliErrors.Run(() =>
         {
             var given = parse.GetValue(models);
-            ModelSelection.Run(given is { Length: > 0 } ? given : DemoModels(), parse.GetValue(images2) ?? DemoImages(), Classes(parse.GetValue(classes2)),
-                parse.GetValue(cache) ?? Path.Combine(DemoFolder, "cache"), Console.Out);
+            var candidates = given is { Length: > 0 } ? given.Select(m => CliChecks.Model("--models", m)).ToArray() : DemoModels();
+            ModelSelection.Run(candidates, Folder("--images", parse.GetValue(images2)), Classes(parse.GetValue(classes2)),
+                CliChecks.CacheFolder("--cache", parse.GetValue(cache) ?? Path.Combine(DemoFolder, "cache")), Console.Out);
             return 0;
         }));
         command.Subcommands.Add(select);
@@ -47,16 +48,20 @@ internal static class SampleCommand
         var evaluate = new Command("evaluate", "Evaluate a zero-shot classifier on labelled images: MulticlassClassification.Evaluate and the confusion matrix.") { model3, labels, classes3 };
         evaluate.SetAction(parse => CliErrors.Run(() =>
         {
-            Evaluation.Run(parse.GetValue(model3) ?? DemoModels()[0], parse.GetValue(labels) ?? DemoFile("downstream", "clean", "labels.csv"), Classes(parse.GetValue(classes3)), Console.Out);
+            string labelsFile = parse.GetValue(labels) is { } l ? CliChecks.InputFile("--labels", l) : DemoFile("downstream", "clean", "labels.csv");
+            Evaluation.Run(Model("--model", parse.GetValue(model3)), labelsFile, Classes(parse.GetValue(classes3)), Console.Out);
             return 0;
         }));
         command.Subcommands.Add(evaluate);
         return command;
     }
 
-    private static IReadOnlyList<string> Classes(string? file) => PromptTemplates.ReadClassNames(file ?? DemoFile("downstream", "classes.txt"));
+    private static IReadOnlyList<string> Classes(string? file) =>
+        PromptTemplates.ReadClassNames(file is null ? DemoFile("downstream", "classes.txt") : CliChecks.InputFile("--classes", file));
 
-    private static string DemoImages() => DemoFile("downstream", "clean", "images");
+    private static string Model(string option, string? given) => given is null ? DemoModels()[0] : CliChecks.Model(option, given);
+
+    private static string Folder(string option, string? given) => given is null ? DemoFile("downstream", "clean", "images") : CliChecks.InputFolder(option, given);
 
     private static string DemoFile(params string[] parts)
     {

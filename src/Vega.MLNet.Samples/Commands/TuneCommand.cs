@@ -41,56 +41,78 @@ internal static class TuneCommand
         var output = new Option<string>("--out") { Description = "Folder for the trained classifier.", Required = true };
         var command = new Command("tune", "Adapt a frozen CLIP model to training images with candidate-label sets.")
             { model, train, labels, folders, classes, q, shots, method, pll, align, epochs, batch, lr, ctx, csc, position, ctxInit, seed, templates, cache, views, checkpoint, output };
-        command.SetAction((parse, ct) => Task.FromResult(CliErrors.Run(() =>
+        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
-            var classNames = PromptTemplates.ReadClassNames(parse.GetValue(classes)!);
-            using var clip = ClipModel.Load(parse.GetValue(model)!);
-            var source = CliInputs.Images(parse.GetValue(train)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders));
-            var embedOptions = new ImageEmbeddingOptions { CacheDirectory = parse.GetValue(cache) };
-            var embedded = CliInputs.EmbedWithProgress(clip, source, embedOptions, ct);
-            CliInputs.PrintSkipped(embedded.Skipped);
-            var (images, candidates, trueLabels, rows) = TrainingSet(embedded, classNames, parse.GetValue(q), parse.GetValue(shots), parse.GetValue(seed));
-            IReadOnlyList<EmbeddingMatrix>? augmented = null;
-            if (parse.GetValue(views) is int k and > 0)
-            {
-                // Only the chosen training images get views: their original items, k crops each.
-                var chosen = source.Subset(rows.Select(r => embedded.Items[r].Index).ToArray());
-                var viewEmbeddings = CliInputs.EmbedWithProgress(clip, chosen.AugmentedViews(k, parse.GetValue(seed)), embedOptions, ct);
-                augmented = ViewMatrices(viewEmbeddings, rows.Length, k);
-            }
-            AnsiConsole.MarkupLine(Markup.Escape($"{images.Count} training images, {classNames.Count} classes, mean candidate-set size {candidates.MeanSetSize():F2}"));
+            // Every argument and output is checked before the work starts.
+            var classNames = PromptTemplates.ReadClassNames(CliChecks.InputFile("--classes", parse.GetValue(classes)!));
+            var prompts = parse.GetValue(templates) is { } t ? PromptTemplates.FromFile(CliChecks.InputFile("--templates", t)) : PromptTemplates.Default;
+            string outDir = CliChecks.OutputFolder("--out", parse.GetValue(output)!);
+            string? checkpointDir = parse.GetValue(checkpoint) is { } cp ? CliChecks.OutputFolder("--checkpoint", cp) : null;
+            string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
+            double? flip = parse.GetValue(q) is double qv ? CliChecks.Probability("--q", qv) : null;
+            int? shotCount = CliChecks.Range("--shots", parse.GetValue(shots), 1, 1_000_000, "images per class");
+            int viewCount = CliChecks.Range("--views", parse.GetValue(views), 0, 1000, "augmented views per image");
             var options = new PromptTuningOptions
             {
                 Method = ParseMethod(parse.GetValue(method)!),
                 Loss = ParseLoss(parse.GetValue(pll)!),
-                Align = parse.GetValue(align) switch { "on" => true, "off" => false, var a => throw new ArgumentException($"--align '{a}': use on or off.") },
-                Epochs = parse.GetValue(epochs),
-                BatchSize = parse.GetValue(batch),
-                LearningRate = parse.GetValue(lr),
-                ContextTokens = parse.GetValue(ctx),
+                Align = parse.GetValue(align) switch { "on" => true, "off" => false, var a => throw new CliUsageException($"--align '{a}': use on or off.") },
+                Epochs = CliChecks.Range("--epochs", parse.GetValue(epochs), 1, 1_000_000),
+                BatchSize = CliChecks.Range("--batch", parse.GetValue(batch), 1, 1 << 24, "images per step"),
+                LearningRate = CliChecks.Positive("--lr", parse.GetValue(lr)),
+                ContextTokens = CliChecks.Range("--ctx", parse.GetValue(ctx), 1, 1000, "context tokens"),
                 ClassSpecificContext = parse.GetValue(csc),
                 ClassPosition = parse.GetValue(position)!.ToLowerInvariant() switch
                 {
                     "end" => ClassTokenPosition.End,
                     "middle" => ClassTokenPosition.Middle,
                     "front" => ClassTokenPosition.Front,
-                    var p => throw new ArgumentException($"--position '{p}': use end, middle or front."),
+                    var p => throw new CliUsageException($"--position '{p}': use end, middle or front."),
                 },
                 ContextInit = parse.GetValue(ctxInit),
                 Seed = parse.GetValue(seed),
-                Templates = parse.GetValue(templates) is { } t ? PromptTemplates.FromFile(t) : PromptTemplates.Default,
-                CheckpointDirectory = parse.GetValue(checkpoint),
+                Templates = prompts,
+                CheckpointDirectory = checkpointDir,
                 Progress = r => AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
                     $"epoch {r.Epoch + 1}/{r.Epochs}  loss {r.Loss:F4}  lr {r.LearningRate:G3}{(r.TrainAccuracy is { } a ? $"  train accuracy {a:P1}" : "")}"))),
             };
+            var source = CliInputs.Images(parse.GetValue(train)!, parse.GetValue(labels), labelsFromFolders: parse.GetValue(folders), classNames: classNames, option: "--train");
+            CheckTrainingItems(source.Items, classNames, flip, shotCount);
+            using var clip = CliInputs.LoadModel(parse.GetValue(model)!, cacheDir);
+            var embedOptions = new ImageEmbeddingOptions { CacheDirectory = cacheDir };
+            var embedded = CliInputs.EmbedWithProgress(clip, source, embedOptions, ct);
+            CliInputs.PrintSkipped(embedded.Skipped);
+            var (images, candidates, trueLabels, rows) = TrainingSet(embedded, classNames, flip, shotCount, parse.GetValue(seed));
+            IReadOnlyList<EmbeddingMatrix>? augmented = null;
+            if (viewCount > 0)
+            {
+                // Only the chosen training images get views: their original items, k crops each.
+                var chosen = source.Subset(rows.Select(r => embedded.Items[r].Index).ToArray());
+                var viewEmbeddings = CliInputs.EmbedWithProgress(clip, chosen.AugmentedViews(viewCount, parse.GetValue(seed)), embedOptions, ct);
+                augmented = ViewMatrices(viewEmbeddings, rows.Length, viewCount);
+            }
+            AnsiConsole.MarkupLine(Markup.Escape($"{images.Count} training images, {classNames.Count} classes, mean candidate-set size {candidates.MeanSetSize():F2}"));
             var result = PromptTuner.Tune(clip, images, candidates, classNames, options, trueLabels, ct, augmented);
             if (result.ResumedFromEpoch > 0) AnsiConsole.MarkupLine($"resumed from the checkpoint after epoch {result.ResumedFromEpoch}");
-            string outDir = parse.GetValue(output)!;
             result.Save(outDir);
             AnsiConsole.MarkupLine(Markup.Escape($"classifier ({result.Classifier.Method}) written to {outDir}"));
             return 0;
         })));
         return command;
+    }
+
+    /// <summary>
+    /// What <see cref="TrainingSet"/> needs of the listed items, checked before any image is embedded: labels for
+    /// --q and --shots, every label and candidate one of the classes.
+    /// </summary>
+    internal static void CheckTrainingItems(IReadOnlyList<ImageItem> items, IReadOnlyList<string> classNames, double? q, int? shots)
+    {
+        var labels = LabelsOf(items, classNames); // throws for a label that is not a class
+        if (labels is null && shots is not null)
+            throw new CliUsageException("--shots needs a label for every training image (CSV label column, IDX labels or --labels-from-folders).");
+        if (labels is null && q is not null)
+            throw new CliUsageException("--q generates candidate sets from labels; the training images have none.");
+        if (q is null) CandidateLabels.FromItems(items, classNames); // throws for a missing or unknown candidate
     }
 
     /// <summary>k matrices [n, D]: view v of training image i at row i (the originals were readable, so every view must be).</summary>
@@ -153,7 +175,7 @@ internal static class TuneCommand
         "zeroshot" or "zero-shot" => TuningMethod.ZeroShot,
         "lp" or "linear-probe" => TuningMethod.LinearProbe,
         "coop" => TuningMethod.CoOp,
-        _ => throw new ArgumentException($"--method '{s}': use zeroshot, lp or coop."),
+        _ => throw new CliUsageException($"--method '{s}': use zeroshot, lp or coop."),
     };
 
     internal static PartialLabelLossKind ParseLoss(string s) => s.ToLowerInvariant() switch
@@ -164,6 +186,6 @@ internal static class TuneCommand
         "cavl" => PartialLabelLossKind.CAVL,
         "naive" => PartialLabelLossKind.Naive,
         "ce" => PartialLabelLossKind.CrossEntropy,
-        _ => throw new ArgumentException($"--pll '{s}': use cc, rc, lws, cavl, naive or ce."),
+        _ => throw new CliUsageException($"--pll '{s}': use cc, rc, lws, cavl, naive or ce."),
     };
 }

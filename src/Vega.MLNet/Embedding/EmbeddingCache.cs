@@ -53,21 +53,25 @@ public readonly record struct CacheKey(ulong A, ulong B, ulong C, ulong D)
 }
 
 /// <summary>
-/// An append-only, crash-safe file of image embeddings for one model and one preprocessing setting (docs/embedding-cache.md).
-/// Records are fixed-size and checksummed; each <see cref="Append"/> is flushed to disk before it returns, so a
-/// process killed mid-run loses at most the batch being written, and a torn tail is cut off at the next open. One
-/// writer per file (an exclusive lock file guards it); lookups are thread-safe.
+/// An append-only, crash-safe file of image embeddings for one model and one preprocessing setting (docs/embedding.md).
+/// Records are fixed-size and each carries its own CRC-32; each <see cref="Append"/> is flushed to disk before it
+/// returns, so a process killed mid-run loses at most the batch being written, and a torn tail is cut off at the next
+/// open. A damaged record elsewhere (a flipped bit) costs only that record: it is reported
+/// (<see cref="DamagedRecords"/>), overwritten by a tombstone and its image is recomputed; every other record is kept.
+/// One writer per file (an exclusive lock file guards it); lookups are thread-safe. A cache folder that cannot be
+/// written (read-only file system or permissions) is opened read-only: cached rows are served, new rows are not saved
+/// (<see cref="IsReadOnly"/>).
 /// </summary>
 public sealed class EmbeddingCache : IDisposable
 {
     /// <summary>File magic.</summary>
     public const string Magic = "VGEMBED1";
 
-    /// <summary>Current format version.</summary>
-    public const int FormatVersion = 1;
+    /// <summary>Current format version (2: damaged records are skipped and tombstoned instead of ending the file).</summary>
+    public const int FormatVersion = 2;
 
-    private readonly FileStream _file;
-    private readonly FileStream _lock;
+    private readonly FileStream? _file;
+    private readonly FileStream? _lock;
     private readonly Dictionary<CacheKey, int> _index = new();
     private readonly List<float[]> _blocks = [];
     private readonly Lock _gate = new();
@@ -75,7 +79,10 @@ public sealed class EmbeddingCache : IDisposable
     private readonly int _recordSize;
     private int _count;
 
-    private EmbeddingCache(string path, FileStream file, FileStream lockFile, int dimension, string modelHash, string preprocessingKey)
+    /// <summary>The key of a tombstone record (all bits set): written over a damaged record, never looked up.</summary>
+    internal static readonly CacheKey Tombstone = new(ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue);
+
+    private EmbeddingCache(string path, FileStream? file, FileStream? lockFile, int dimension, string modelHash, string preprocessingKey)
     {
         FilePath = path;
         _file = file;
@@ -104,41 +111,142 @@ public sealed class EmbeddingCache : IDisposable
     /// <summary>Bytes cut off a torn tail when the file was opened (0 after a clean run).</summary>
     public long RecoveredBytes { get; private set; }
 
+    /// <summary>Complete records with a wrong checksum found when the file was opened (not at its end); each was
+    /// dropped (and, when writable, overwritten by a tombstone) and its image is recomputed.</summary>
+    public int DamagedRecords { get; private set; }
+
+    /// <summary>True when the cache could not be opened for writing: lookups work, <see cref="Append"/> saves nothing.</summary>
+    public bool IsReadOnly => _lock is null;
+
+    /// <summary>Why the cache is read-only (null when it is writable).</summary>
+    public string? ReadOnlyReason { get; private set; }
+
+    /// <summary>Rows <see cref="Append"/> could not save because the cache is read-only.</summary>
+    public int UnsavedRows { get { lock (_gate) return _unsaved; } }
+
+    private int _unsaved;
+
     /// <summary>The file name for a model and preprocessing setting inside a cache folder.</summary>
     public static string FileFor(string directory, string modelHash, string preprocessingKey) =>
         Path.Combine(directory, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(modelHash + "\n" + preprocessingKey)))[..24] + ".vemb");
 
-    /// <summary>Opens (or creates) the cache file of a model + preprocessing setting in <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Opens (or creates) the cache file of a model + preprocessing setting in <paramref name="directory"/>; read-only
+    /// when the folder or file cannot be written. Errors (<see cref="IOException"/>, <see cref="InvalidDataException"/>)
+    /// name the file and the fix.
+    /// </summary>
     public static EmbeddingCache Open(string directory, string modelHash, string modelName, string preprocessingKey, int dimension)
     {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
         if (dimension <= 0) throw new ArgumentOutOfRangeException(nameof(dimension));
-        Directory.CreateDirectory(directory);
+        if (File.Exists(directory))
+            throw new IOException($"The cache folder '{directory}' is a file; give a folder (--cache).");
         string path = FileFor(directory, modelHash, preprocessingKey);
-        FileStream lockFile;
+        if (!Directory.Exists(directory))
+        {
+            try
+            {
+                Directory.CreateDirectory(directory);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new IOException($"Cannot create the cache folder '{directory}' ({e.Message}); give a writable folder (--cache).", e);
+            }
+        }
+        FileStream? lockFile = null;
+        string? readOnlyReason = null;
         try
         {
             lockFile = new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
         }
+        catch (UnauthorizedAccessException e)
+        {
+            readOnlyReason = e.Message;
+        }
         catch (IOException e)
         {
-            throw new IOException($"The embedding cache '{path}' is in use by another process (lock file '{path}.lock'). Wait for it to finish, or use another --cache folder.", e);
+            if (CanCreateFileIn(directory))
+                throw new IOException($"The embedding cache '{path}' is in use by another process (lock file '{path}.lock'). Wait for it to finish, or use another --cache folder.", e);
+            readOnlyReason = e.Message;
         }
+        if (lockFile is null) return OpenReadOnly(directory, path, modelHash, preprocessingKey, dimension, readOnlyReason!);
+
         FileStream? file = null;
         try
         {
-            file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+            try
+            {
+                file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                lockFile.Dispose();
+                lockFile = null;
+                return OpenReadOnly(directory, path, modelHash, preprocessingKey, dimension, e.Message);
+            }
             var cache = new EmbeddingCache(path, file, lockFile, dimension, modelHash, preprocessingKey);
-            if (file.Length == 0) cache.WriteHeader(modelName);
-            else cache.Load();
+            try
+            {
+                if (file.Length == 0) cache.WriteHeader(modelName);
+                else cache.Load(writable: true);
+            }
+            catch (Exception e) when (e is IOException and not FileNotFoundException or ArgumentOutOfRangeException)
+            {
+                throw cache.WriteError(e);
+            }
             return cache;
         }
         catch
         {
             file?.Dispose();
-            lockFile.Dispose();
+            lockFile?.Dispose();
             throw;
         }
     }
+
+    private static bool CanCreateFileIn(string directory)
+    {
+        try
+        {
+            using var probe = new FileStream(Path.Combine(directory, $".vega-write-probe-{Environment.ProcessId}-{Guid.NewGuid():N}"),
+                FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private static EmbeddingCache OpenReadOnly(string directory, string path, string modelHash, string preprocessingKey, int dimension, string reason)
+    {
+        FileStream? file = null;
+        try
+        {
+            if (File.Exists(path)) file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"The embedding cache '{path}' can be neither written nor read ({e.Message}); fix its permissions or use another --cache folder.", e);
+        }
+        var cache = new EmbeddingCache(path, file, null, dimension, modelHash, preprocessingKey)
+        {
+            ReadOnlyReason = $"the cache folder '{directory}' cannot be written ({reason})",
+        };
+        try
+        {
+            if (file is not null && file.Length > 0) cache.Load(writable: false);
+        }
+        catch
+        {
+            file?.Dispose();
+            throw;
+        }
+        return cache;
+    }
+
+    private IOException WriteError(Exception e) => new(
+        $"Cannot write to the embedding cache '{FilePath}' ({e.Message}). Free disk space (or raise the file-size limit), or use another --cache folder; the records written so far are kept.", e);
 
     private void WriteHeader(string modelName)
     {
@@ -148,7 +256,7 @@ public sealed class EmbeddingCache : IDisposable
             ["model_sha256"] = ModelHash,
             ["preprocessing"] = PreprocessingKey,
             ["dimension"] = Dimension,
-            ["record"] = "32-byte key (SHA-256 of the image identity) + dimension × float32 LE + CRC-32 of both",
+            ["record"] = "32-byte key (SHA-256 of the image identity; all 0xFF = tombstone) + dimension × float32 LE + CRC-32 of both",
             ["created_utc"] = DateTime.UtcNow.ToString("O"),
         });
         var header = new byte[20 + json.Length + 4];
@@ -158,60 +266,95 @@ public sealed class EmbeddingCache : IDisposable
         BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(16), json.Length);
         json.CopyTo(header, 20);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20 + json.Length), Crc32.Compute(header.AsSpan(0, 20 + json.Length)));
-        _file.Write(header);
+        _file!.Write(header);
         _file.Flush(flushToDisk: true);
         _headerLength = header.Length;
     }
 
     private long _headerLength;
 
-    private void Load()
+    private void Load(bool writable)
     {
+        var file = _file!;
         string Fix = $"Delete '{FilePath}' (the embeddings will be recomputed).";
-        _file.Position = 0;
+        file.Position = 0;
         var fixedPart = new byte[20];
-        if (_file.ReadAtLeast(fixedPart, 20, throwOnEndOfStream: false) < 20 || Encoding.ASCII.GetString(fixedPart, 0, 8) != Magic)
+        if (file.ReadAtLeast(fixedPart, 20, throwOnEndOfStream: false) < 20 || Encoding.ASCII.GetString(fixedPart, 0, 8) != Magic)
             throw new InvalidDataException($"'{FilePath}' is not a Vega.MLNet embedding cache (bad magic). {Fix}");
         int version = BinaryPrimitives.ReadInt32LittleEndian(fixedPart.AsSpan(8));
+        if (version < FormatVersion)
+            throw new InvalidDataException(
+                $"The embedding cache '{FilePath}' was written by an older Vega.MLNet (format version {version}); this version reads format {FormatVersion}, " +
+                $"which keeps every intact record when one is damaged. {Fix}");
         if (version != FormatVersion)
-            throw new InvalidDataException($"The embedding cache '{FilePath}' has format version {version}; this Vega.MLNet reads version {FormatVersion}. {Fix}");
+            throw new InvalidDataException($"The embedding cache '{FilePath}' has format version {version}, newer than this Vega.MLNet reads ({FormatVersion}); update Vega.MLNet or delete the file.");
         int dim = BinaryPrimitives.ReadInt32LittleEndian(fixedPart.AsSpan(12));
         int jsonLength = BinaryPrimitives.ReadInt32LittleEndian(fixedPart.AsSpan(16));
         if (jsonLength < 2 || jsonLength > 1 << 20) throw new InvalidDataException($"The embedding cache '{FilePath}' has a corrupt header. {Fix}");
         var header = new byte[20 + jsonLength + 4];
         fixedPart.CopyTo(header, 0);
-        if (_file.ReadAtLeast(header.AsSpan(20), jsonLength + 4, throwOnEndOfStream: false) < jsonLength + 4
+        if (file.ReadAtLeast(header.AsSpan(20), jsonLength + 4, throwOnEndOfStream: false) < jsonLength + 4
             || Crc32.Compute(header.AsSpan(0, 20 + jsonLength)) != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(20 + jsonLength)))
             throw new InvalidDataException($"The embedding cache '{FilePath}' has a corrupt header (checksum). {Fix}");
-        using (var doc = JsonDocument.Parse(header.AsMemory(20, jsonLength)))
+        try
         {
-            string? hash = doc.RootElement.TryGetProperty("model_sha256", out var h) ? h.GetString() : null;
-            string? prep = doc.RootElement.TryGetProperty("preprocessing", out var p) ? p.GetString() : null;
+            using var doc = JsonDocument.Parse(header.AsMemory(20, jsonLength));
+            string? hash = doc.RootElement.TryGetProperty("model_sha256", out var h) && h.ValueKind == JsonValueKind.String ? h.GetString() : null;
+            string? prep = doc.RootElement.TryGetProperty("preprocessing", out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
             if (dim != Dimension || hash != ModelHash || prep != PreprocessingKey)
                 throw new InvalidDataException(
                     $"The embedding cache '{FilePath}' belongs to another model or setting (dimension {dim}, model {hash}, preprocessing {prep}). {Fix}");
         }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"The embedding cache '{FilePath}' has a corrupt header ({e.Message}). {Fix}", e);
+        }
         _headerLength = header.Length;
 
-        // Records: keep every complete record with a valid checksum; cut the file at the first torn or bad one.
-        long valid = _headerLength;
+        // Records: index every complete record with a valid checksum. Bad records followed by a good one are damage
+        // (reported, tombstoned, recomputed); bad or incomplete records at the end are a torn tail (cut off).
+        long position = _headerLength, goodEnd = _headerLength;
+        var damaged = new List<long>();
+        var pending = new List<long>(); // bad records since the last good one
         var record = new byte[_recordSize];
-        _file.Position = _headerLength;
-        while (_file.ReadAtLeast(record, _recordSize, throwOnEndOfStream: false) == _recordSize)
+        var tombstone = new byte[32];
+        Tombstone.Write(tombstone);
+        file.Position = _headerLength;
+        while (file.ReadAtLeast(record, _recordSize, throwOnEndOfStream: false) == _recordSize)
         {
-            if (Crc32.Compute(record.AsSpan(0, _recordSize - 4)) != BinaryPrimitives.ReadUInt32LittleEndian(record.AsSpan(_recordSize - 4))) break;
-            AddToIndex(CacheKey.FromHash(record.AsSpan(0, 32)), MemoryMarshal.Cast<byte, float>(record.AsSpan(32, 4 * Dimension)));
-            valid += _recordSize;
+            if (Crc32.Compute(record.AsSpan(0, _recordSize - 4)) == BinaryPrimitives.ReadUInt32LittleEndian(record.AsSpan(_recordSize - 4)))
+            {
+                damaged.AddRange(pending);
+                pending.Clear();
+                if (!record.AsSpan(0, 32).SequenceEqual(tombstone))
+                    AddToIndex(CacheKey.FromHash(record.AsSpan(0, 32)), MemoryMarshal.Cast<byte, float>(record.AsSpan(32, 4 * Dimension)));
+                goodEnd = position + _recordSize;
+            }
+            else pending.Add(position);
+            position += _recordSize;
         }
-        if (_file.Length != valid)
+        DamagedRecords = damaged.Count;
+        RecoveredBytes = file.Length - goodEnd;
+        if (!writable)
         {
-            RecoveredBytes = _file.Length - valid;
-            _file.SetLength(valid);
-            _file.Flush(flushToDisk: true);
+            _file!.Position = goodEnd;
+            return;
         }
-        _file.Position = valid;
+        if (damaged.Count > 0)
+        {
+            var stone = new byte[_recordSize];
+            Tombstone.Write(stone);
+            BinaryPrimitives.WriteUInt32LittleEndian(stone.AsSpan(_recordSize - 4), Crc32.Compute(stone.AsSpan(0, _recordSize - 4)));
+            foreach (long at in damaged)
+            {
+                file.Position = at;
+                file.Write(stone);
+            }
+        }
+        if (file.Length != goodEnd) file.SetLength(goodEnd);
+        if (damaged.Count > 0 || RecoveredBytes > 0) file.Flush(flushToDisk: true);
+        file.Position = goodEnd;
     }
-
     private void AddToIndex(CacheKey key, ReadOnlySpan<float> row)
     {
         if (_index.ContainsKey(key)) return;
@@ -238,7 +381,11 @@ public sealed class EmbeddingCache : IDisposable
         lock (_gate) return _index.ContainsKey(key);
     }
 
-    /// <summary>Appends rows (one per key; keys already present are skipped) and flushes them to disk.</summary>
+    /// <summary>
+    /// Appends rows (one per key; keys already present are skipped) and flushes them to disk. On a read-only cache the
+    /// rows are kept in memory for this run only (<see cref="UnsavedRows"/>). A failed write (full disk) is an
+    /// <see cref="IOException"/> naming the file; the records written before stay valid.
+    /// </summary>
     public void Append(ReadOnlySpan<CacheKey> keys, ReadOnlySpan<float> rows)
     {
         if (rows.Length != keys.Length * Dimension)
@@ -258,15 +405,38 @@ public sealed class EmbeddingCache : IDisposable
                 written++;
             }
             if (written == 0) return;
-            _file.Write(buffer, 0, written * _recordSize);
-            _file.Flush(flushToDisk: true);
+            if (_lock is null)
+            {
+                _unsaved += written;
+                return;
+            }
+            try
+            {
+                _file!.Write(buffer, 0, written * _recordSize);
+                _file.Flush(flushToDisk: true);
+            }
+            catch (Exception e) when (e is IOException or ArgumentOutOfRangeException) // EFBIG is an ArgumentOutOfRangeException
+            {
+                throw WriteError(e);
+            }
         }
     }
 
-    /// <summary>Closes the file and releases the writer lock.</summary>
+    /// <summary>Closes the file and releases the writer lock. Never throws: every append was flushed already, so the
+    /// only bytes a close could still write are those of an append that failed (and was reported).</summary>
     public void Dispose()
     {
-        _file.Dispose();
-        _lock.Dispose();
+        try
+        {
+            _file?.Dispose();
+        }
+        catch (Exception e) when (e is IOException or ArgumentOutOfRangeException)
+        {
+            // The failed append's bytes: its error was thrown by Append; at worst they form a torn tail, cut at the next open.
+        }
+        finally
+        {
+            _lock?.Dispose();
+        }
     }
 }

@@ -108,7 +108,7 @@ internal sealed class ImageBatchEmbedder
                     if (input.Bytes is { } given) bytes = given;
                     else
                     {
-                        rented = ImageDecoder.ReadFile(input.Path!, out int length);
+                        rented = ImageDecoder.ReadFile(input.Path!, _decode, out int length);
                         bytes = rented.AsSpan(0, length);
                     }
                     if (_cache is not null)

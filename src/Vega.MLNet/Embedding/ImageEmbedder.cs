@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
@@ -43,8 +44,10 @@ public sealed record EmbeddingProgress(int Done, int Total, int FromCache, int S
 /// <summary>The embeddings of an image source for one model.</summary>
 public sealed class ImageEmbeddings
 {
-    internal ImageEmbeddings(string modelName, EmbeddingMatrix embeddings, ImageItem[] items, IReadOnlyList<SkippedItem> skipped, int fromCache, int computed, TimeSpan elapsed, string? cacheFile)
+    internal ImageEmbeddings(string modelName, EmbeddingMatrix embeddings, ImageItem[] items, IReadOnlyList<SkippedItem> skipped, int fromCache, int computed, TimeSpan elapsed, string? cacheFile,
+        IReadOnlyList<string>? warnings = null)
     {
+        Warnings = warnings ?? [];
         ModelName = modelName;
         Embeddings = embeddings;
         Items = items;
@@ -78,6 +81,10 @@ public sealed class ImageEmbeddings
 
     /// <summary>The cache file used, if any.</summary>
     public string? CacheFile { get; }
+
+    /// <summary>Things the caller should know that did not stop the run, e.g. damaged cache records that were
+    /// recomputed, or a read-only cache folder whose new rows could not be saved. One sentence each.</summary>
+    public IReadOnlyList<string> Warnings { get; }
 }
 
 /// <summary>
@@ -106,6 +113,13 @@ public static class ImageEmbedder
         var clock = Stopwatch.StartNew();
         int n = source.Count, dim = model.EmbeddingDimension;
         int pixelCount = 3 * model.Preprocessing.ImageSize * model.Preprocessing.ImageSize;
+        int maxBatch = MaxBatchSize(model);
+        if (options.BatchSize > maxBatch)
+            throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize,
+                $"BatchSize {options.BatchSize} is too large for {model.Preprocessing.ImageSize}×{model.Preprocessing.ImageSize} images: one batch tensor would exceed the largest array; use at most {maxBatch}.");
+        if ((long)options.BatchSize * options.QueuedBatches > MaxQueuedImages)
+            throw new ArgumentOutOfRangeException(nameof(options), options.QueuedBatches,
+                $"BatchSize × QueuedBatches ({(long)options.BatchSize * options.QueuedBatches}) must be at most {MaxQueuedImages}.");
         var rows = new float[(long)n * dim];
         var state = new byte[n]; // 0 pending, 1 done, 2 skipped
         var failures = new SkippedItem?[n];
@@ -138,7 +152,38 @@ public static class ImageEmbedder
             }
         }
 
+        // Failure handling: every stage catches its own exceptions; the first real one is kept, cancels the other
+        // stages (workers waiting on a full channel, the consumer waiting for a batch, a running image tower) and is
+        // rethrown once all of them have stopped, so a failing stage can never leave another blocked forever.
+        Exception? failure = null;
+        void Fault(Exception e)
+        {
+            // Once the run is being cancelled (by the caller or by a failed stage), later errors are consequences of it
+            // (a closed channel, a terminated tower run) and are not reported.
+            if (!linked.IsCancellationRequested)
+                Interlocked.CompareExchange(ref failure, e, null);
+            try { linked.Cancel(); } catch (AggregateException) { /* a callback failed; the first error is kept */ }
+            channel.Writer.TryComplete();
+        }
+
+        int activeWorkers = options.DecodeThreads > 0 ? options.DecodeThreads : Environment.ProcessorCount;
         async Task Worker()
+        {
+            try
+            {
+                await WorkerLoop().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                Fault(e);
+            }
+            finally
+            {
+                if (Interlocked.Decrement(ref activeWorkers) == 0) channel.Writer.TryComplete();
+            }
+        }
+
+        async Task WorkerLoop()
         {
             var reuse = new RgbImage();
             var cropScratch = new RgbImage();
@@ -159,13 +204,21 @@ public static class ImageEmbedder
                             key = Salted(CacheKey.FromFileStamp(item.Path), item);
                             if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
                         }
-                        byte[] bytes = ReadFile(item);
-                        if (cache is not null && options.Identity == ImageIdentity.Content)
+                        byte[] buffer = ImageFile.Read(item.Path, source.DecodeOptions, out int length);
+                        try
                         {
-                            key = Salted(CacheKey.FromBytes(bytes), item);
-                            if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
+                            var bytes = buffer.AsSpan(0, length);
+                            if (cache is not null && options.Identity == ImageIdentity.Content)
+                            {
+                                key = Salted(CacheKey.FromBytes(bytes), item);
+                                if (cache.TryGet(key, rows.AsSpan(i * dim, dim))) { Hit(); continue; }
+                            }
+                            image = ImageDecoder.Decode(bytes, item.Path, source.DecodeOptions, reuse);
                         }
-                        image = ImageDecoder.Decode(bytes, item.Path, source.DecodeOptions, reuse);
+                        finally
+                        {
+                            ArrayPool<byte>.Shared.Return(buffer);
+                        }
                         if (item.Augmentation is { } aug) image = aug.Crop.Apply(image, aug.SourceIndex, cropScratch);
                     }
                     else
@@ -183,7 +236,7 @@ public static class ImageEmbedder
                 }
                 catch (ImageDecodeException e)
                 {
-                    Fail(i, item, e.Reason);
+                    Fail(i, item, item.Path is not null && item.Origin is not null ? $"{e.Reason} ({item.Origin})" : e.Reason);
                 }
                 catch (ArgumentException e) when (image is not null)
                 {
@@ -208,6 +261,18 @@ public static class ImageEmbedder
         }
 
         async Task Consumer()
+        {
+            try
+            {
+                await ConsumerLoop().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                Fault(e);
+            }
+        }
+
+        async Task ConsumerLoop()
         {
             int b = options.BatchSize;
             var batchPixels = new float[(long)b * pixelCount];
@@ -245,28 +310,13 @@ public static class ImageEmbedder
             Flush();
         }
 
-        int threads = options.DecodeThreads > 0 ? options.DecodeThreads : Environment.ProcessorCount;
-        var workers = Enumerable.Range(0, threads).Select(_ => Task.Run(Worker, ct)).ToArray();
-        var consumer = Task.Run(Consumer, ct);
-        try
-        {
-            try
-            {
-                await Task.WhenAll(workers).ConfigureAwait(false);
-            }
-            finally
-            {
-                channel.Writer.TryComplete();
-            }
-            await consumer.ConfigureAwait(false);
-        }
-        catch
-        {
-            linked.Cancel();
-            channel.Writer.TryComplete();
-            try { await Task.WhenAll([.. workers, consumer]).ConfigureAwait(false); } catch { /* the first error is rethrown below */ }
-            throw;
-        }
+        int threads = activeWorkers;
+        var workers = new Task[threads];
+        for (int t = 0; t < threads; t++) workers[t] = Task.Run(Worker, CancellationToken.None);
+        var consumer = Task.Run(Consumer, CancellationToken.None);
+        await Task.WhenAll([.. workers, consumer]).ConfigureAwait(false); // the stages never fault: they record
+        if (failure is not null) ExceptionDispatchInfo.Throw(failure);
+        cancellationToken.ThrowIfCancellationRequested();
         Report();
 
         // Compact to the readable items, in source order.
@@ -286,7 +336,31 @@ public static class ImageEmbedder
             }
             else if (failures[i] is { } f && !listed.Contains(i)) skippedList.Add(f);
         }
-        return new ImageEmbeddings(model.Name, matrix, items, skippedList, fromCache, computed, clock.Elapsed, cache?.FilePath);
+        return new ImageEmbeddings(model.Name, matrix, items, skippedList, fromCache, computed, clock.Elapsed, cache?.FilePath, CacheWarnings(cache));
+    }
+
+    private static List<string> CacheWarnings(EmbeddingCache? cache)
+    {
+        var warnings = new List<string>();
+        if (cache is null) return warnings;
+        if (cache.DamagedRecords > 0)
+            warnings.Add($"The embedding cache '{cache.FilePath}' had {cache.DamagedRecords} damaged record(s) (checksum mismatch); they were dropped and their images recomputed, the other records were used.");
+        if (cache.RecoveredBytes > 0)
+            warnings.Add($"The embedding cache '{cache.FilePath}' ended with {cache.RecoveredBytes} bytes of an interrupted write; they were cut off and recomputed.");
+        if (cache.IsReadOnly)
+            warnings.Add($"The embedding cache is read-only ({cache.ReadOnlyReason}): cached embeddings were used, {cache.UnsavedRows} new one(s) were not saved.");
+        return warnings;
+    }
+
+    /// <summary>Images queued between the decoders and the image tower at most (BatchSize × QueuedBatches).</summary>
+    internal const int MaxQueuedImages = 1 << 16;
+
+    /// <summary>The largest batch whose pixel tensor fits in one array for <paramref name="model"/>'s input size.</summary>
+    internal static int MaxBatchSize(ClipModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        long pixelCount = 3L * model.Preprocessing.ImageSize * model.Preprocessing.ImageSize;
+        return (int)Math.Min(MaxQueuedImages, Array.MaxLength / pixelCount);
     }
 
     // An augmented view has its own key: the image's identity combined with the crop's parameters.
@@ -296,18 +370,6 @@ public static class ImageEmbedder
         Span<byte> buffer = stackalloc byte[32];
         key.Write(buffer);
         return CacheKey.FromText(Convert.ToHexString(buffer) + "|" + aug.Crop.Key);
-    }
-
-    private static byte[] ReadFile(ImageItem item)
-    {
-        try
-        {
-            return File.ReadAllBytes(item.Path!);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ImageDecodeException(item.Path!, e is FileNotFoundException or DirectoryNotFoundException ? "file not found" : $"cannot read the file ({e.Message})", e);
-        }
     }
 
     internal static CacheKey PixelKey(RgbImage image)

@@ -24,7 +24,7 @@ public static class Npy
     /// <summary>Reads a float32 [rows, columns] array written by <see cref="WriteFloat32"/> (or NumPy).</summary>
     public static (float[] Data, int Rows, int Columns) ReadFloat32(string path)
     {
-        var bytes = File.ReadAllBytes(path);
+        var bytes = Common.SafeFile.ReadAllBytesOrInvalid(path, Array.MaxLength, ".npy file");
         if (bytes.Length < 10 || bytes[0] != 0x93 || Encoding.ASCII.GetString(bytes, 1, 5) != "NUMPY")
             throw new InvalidDataException($"'{path}' is not a .npy file.");
         int headerLength = bytes[6] == 1 ? BitConverter.ToUInt16(bytes, 8) : BitConverter.ToInt32(bytes, 8);

@@ -76,7 +76,16 @@ internal sealed class IdxImages
         if (!File.Exists(path))
             throw new FileNotFoundException($"IDX file not found: '{path}'. Fashion-MNIST is in /usr/share/datasets/fashion-mnist after `bash scripts/setup.sh` (Debian package dataset-fashion-mnist).", path);
         byte[] data;
-        using (var file = File.OpenRead(path))
+        FileStream opened;
+        try
+        {
+            opened = Common.SafeFile.OpenStream(path);
+        }
+        catch (Common.SafeFile.RefusedException e)
+        {
+            throw new InvalidDataException($"The IDX file '{path}' cannot be read: {e.Reason}.", e);
+        }
+        using (var file = opened)
         {
             Span<byte> magic = stackalloc byte[2];
             int got = file.ReadAtLeast(magic, 2, throwOnEndOfStream: false);
@@ -87,6 +96,7 @@ internal sealed class IdxImages
                 using var ms = new MemoryStream();
                 try { gz.CopyTo(ms); }
                 catch (InvalidDataException e) { throw new InvalidDataException($"IDX file '{path}' is a damaged gzip stream: {e.Message}", e); }
+                catch (IOException e) { throw new InvalidDataException($"IDX file '{path}' decompresses to more than an array can hold ({e.Message}).", e); }
                 data = ms.ToArray();
             }
             else

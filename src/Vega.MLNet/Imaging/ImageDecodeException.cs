@@ -38,4 +38,13 @@ public sealed record DecodeOptions
     /// <c>DecompressionBombError</c>).
     /// </summary>
     public long MaxPixels { get; init; } = 178_956_970;
+
+    /// <summary>
+    /// Files larger than this many bytes are refused from their metadata, before anything is read (default 256 MiB).
+    /// Only regular files are read at all (see docs/reliability.md).
+    /// </summary>
+    public long MaxFileBytes { get; init; } = DefaultMaxFileBytes;
+
+    /// <summary>The default of <see cref="MaxFileBytes"/>: 256 MiB.</summary>
+    public const long DefaultMaxFileBytes = 256L << 20;
 }

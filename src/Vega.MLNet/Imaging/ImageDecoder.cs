@@ -26,7 +26,7 @@ public static class ImageDecoder
     public static RgbImage Decode(string path, DecodeOptions? options = null, RgbImage? reuse = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        byte[] buffer = ReadFile(path, out int length);
+        byte[] buffer = ReadFile(path, options, out int length);
         try
         {
             return Decode(buffer.AsSpan(0, length), path, options, reuse);
@@ -190,39 +190,8 @@ public static class ImageDecoder
             throw new ImageDecodeException(name, $"image too large ({width} × {height} does not fit in memory buffers)");
     }
 
-    /// <summary>Reads a whole file into a pooled buffer (return it to <see cref="ArrayPool{T}.Shared"/>).</summary>
-    internal static byte[] ReadFile(string path, out int length)
-    {
-        try
-        {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
-            long size = RandomAccess.GetLength(handle);
-            if (size > Array.MaxLength) throw new ImageDecodeException(path, $"file too large ({size} bytes)");
-            byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Max(size, 1));
-            try
-            {
-                int read = 0;
-                while (read < size)
-                {
-                    int n = RandomAccess.Read(handle, buffer.AsSpan(read, (int)size - read), read);
-                    if (n == 0) break; // the file shrank while reading: decode what is there
-                    read += n;
-                }
-                length = read;
-                return buffer;
-            }
-            catch
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-                throw;
-            }
-        }
-        catch (FileNotFoundException) { throw new ImageDecodeException(path, "file not found"); }
-        catch (DirectoryNotFoundException) { throw new ImageDecodeException(path, "file not found (its folder does not exist)"); }
-        catch (UnauthorizedAccessException e)
-        {
-            throw new ImageDecodeException(path, Directory.Exists(path) ? "is a folder, not a file" : $"permission denied ({e.Message})", e);
-        }
-        catch (IOException e) { throw new ImageDecodeException(path, $"read error ({e.Message})", e); }
-    }
+    /// <summary>Reads a whole file into a pooled buffer (return it to <see cref="ArrayPool{T}.Shared"/>), with the
+    /// type, size and signature checks of <see cref="ImageFile"/>.</summary>
+    internal static byte[] ReadFile(string path, DecodeOptions? options, out int length) =>
+        ImageFile.Read(path, options ?? DecodeOptions.Default, out length);
 }

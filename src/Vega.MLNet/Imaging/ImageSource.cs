@@ -38,8 +38,25 @@ public sealed record SkippedItem(int? Index, string Id, string? Path, string Rea
 /// </summary>
 public sealed class ImageSource
 {
-    /// <summary>The default folder extensions: .jpg, .jpeg, .png (case-insensitive).</summary>
-    public static IReadOnlyList<string> DefaultExtensions { get; } = Array.AsReadOnly([".jpg", ".jpeg", ".png"]);
+    /// <summary>
+    /// The default folder extensions (case-insensitive): .jpg, .jpeg, .png, .gif, .webp, .bmp, .tif, .tiff. Every
+    /// listed file is decoded or reported with the reason it cannot be; files with other extensions are reported in
+    /// <see cref="Skipped"/> too.
+    /// </summary>
+    public static IReadOnlyList<string> DefaultExtensions { get; } = Array.AsReadOnly([".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"]);
+
+    /// <summary>
+    /// Why <paramref name="text"/> (an id, path or label) cannot be written to line-based outputs, or null when it
+    /// can: a control character (C0, DEL, C1) or a Unicode line or paragraph separator would split or shift the rows
+    /// of ids.txt and CSV files, so items whose names hold one are refused (docs/reliability.md).
+    /// </summary>
+    internal static string? LineBreakingCharacter(string text)
+    {
+        foreach (char c in text)
+            if (char.IsControl(c) || c is '\u2028' or '\u2029')
+                return $"contains the control character U+{(int)c:X4}, which would break the one-line-per-item outputs (ids.txt, CSV); rename it";
+        return null;
+    }
 
     /// <summary>Fashion-MNIST's class names by label, for <see cref="FromIdx"/> (they are in the dataset's README only).</summary>
     public static IReadOnlyList<string> FashionMnistClassNames => IdxImages.FashionMnistClassNames;
@@ -156,11 +173,13 @@ public sealed class ImageSource
     // ------------------------------------------------------------------ folder
 
     /// <summary>
-    /// All files under <paramref name="folder"/> whose extension is in <paramref name="extensions"/> (default .jpg,
-    /// .jpeg, .png; case-insensitive), ordered by ordinal comparison of their '/'-separated relative paths, which are
-    /// the ids. Hidden entries (names starting with '.') are skipped; symbolic links are followed, each folder once.
-    /// With <paramref name="labelsFromSubfolders"/> the label is the first folder of the relative path
-    /// (the "ImageFolder" layout <c>root/class/file.jpg</c>). Unreadable sub-folders are reported in <see cref="Skipped"/>.
+    /// All files under <paramref name="folder"/> whose extension is in <paramref name="extensions"/> (default
+    /// <see cref="DefaultExtensions"/>; case-insensitive), ordered by ordinal comparison of their '/'-separated
+    /// relative paths, which are the ids. Symbolic links are followed, each folder once. With
+    /// <paramref name="labelsFromSubfolders"/> the label is the first folder of the relative path (the "ImageFolder"
+    /// layout <c>root/class/file.jpg</c>). Nothing is left out silently: hidden entries (names starting with '.'),
+    /// files with other extensions, names holding a control character and unreadable sub-folders are reported in
+    /// <see cref="Skipped"/> with the reason.
     /// </summary>
     public static ImageSource FromFolder(string folder, bool recursive = true, IEnumerable<string>? extensions = null, bool labelsFromSubfolders = false)
     {
@@ -180,8 +199,20 @@ public sealed class ImageSource
         var files = new List<string>();
         var problems = new List<SkippedItem>();
         var visited = new HashSet<string>(StringComparer.Ordinal);
-        Walk(root, "", recursive, exts, files, problems, visited);
+        var others = new Dictionary<string, (int Count, string First, string FirstPath)>(StringComparer.Ordinal);
+        Walk(root, "", recursive, exts, files, problems, visited, others);
         files.Sort(StringComparer.Ordinal);
+        // Files with other extensions: one entry per extension (a folder of photos with sidecar files stays readable).
+        string listed = string.Join(" ", exts.Order(StringComparer.Ordinal));
+        foreach (var (ext, o) in others.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            string what = ext.Length == 0 ? "files without an extension are" : $"the extension '{ext}' is";
+            problems.Add(o.Count == 1
+                ? new SkippedItem(null, o.First, o.FirstPath, $"not listed: {what} not one of {listed}")
+                : new SkippedItem(null, $"{o.Count} files {(ext.Length == 0 ? "without an extension" : "*" + ext)} (e.g. {o.First})", null,
+                    $"not listed: {what} not one of {listed}"));
+        }
+        problems.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id)); // the walk's order depends on the file system
         var items = new List<ImageItem>(files.Count);
         foreach (var rel in files)
         {
@@ -191,11 +222,16 @@ public sealed class ImageSource
         return new ImageSource($"folder {root}{(recursive ? " (recursive)" : "")}", items, problems, LoadFile);
     }
 
-    private static void Walk(string dir, string rel, bool recursive, HashSet<string> exts, List<string> files, List<SkippedItem> problems, HashSet<string> visited)
+    private static void Walk(string dir, string rel, bool recursive, HashSet<string> exts, List<string> files, List<SkippedItem> problems, HashSet<string> visited,
+        Dictionary<string, (int Count, string First, string FirstPath)> others)
     {
         var info = new DirectoryInfo(dir);
         string canonical = info.LinkTarget is not null ? info.ResolveLinkTarget(true)?.FullName ?? dir : dir;
-        if (!visited.Add(canonical.TrimEnd('/'))) return; // a link back to a folder already listed
+        if (!visited.Add(canonical.TrimEnd('/')))
+        {
+            if (rel.Length > 0) problems.Add(new SkippedItem(null, rel, dir, "a link to a folder already listed (listed once)"));
+            return;
+        }
         IEnumerable<FileSystemInfo> entries;
         try
         {
@@ -208,15 +244,31 @@ public sealed class ImageSource
         }
         foreach (var entry in entries)
         {
-            if (entry.Name.StartsWith('.')) continue;
             string childRel = rel.Length == 0 ? entry.Name : rel + "/" + entry.Name;
             bool isDir = entry is DirectoryInfo;
+            if (entry.Name.StartsWith('.'))
+            {
+                problems.Add(new SkippedItem(null, childRel, entry.FullName, isDir ? "hidden folder (names starting with '.' are not listed)" : "hidden file (names starting with '.' are not listed)"));
+                continue;
+            }
+            if (LineBreakingCharacter(entry.Name) is { } bad)
+            {
+                problems.Add(new SkippedItem(null, childRel, entry.FullName, $"the {(isDir ? "folder" : "file")} name {bad}"));
+                continue;
+            }
             if (isDir)
             {
-                if (recursive) Walk(entry.FullName, childRel, recursive, exts, files, problems, visited);
+                if (recursive) Walk(entry.FullName, childRel, recursive, exts, files, problems, visited, others);
+                else problems.Add(new SkippedItem(null, childRel, entry.FullName, "sub-folder (the listing is not recursive)"));
             }
             else if (exts.Contains(System.IO.Path.GetExtension(entry.Name)))
                 files.Add(childRel);
+            else
+            {
+                string ext = System.IO.Path.GetExtension(entry.Name).ToLowerInvariant();
+                others[ext] = !others.TryGetValue(ext, out var o) ? (1, childRel, entry.FullName)
+                    : string.CompareOrdinal(childRel, o.First) < 0 ? (o.Count + 1, childRel, entry.FullName) : (o.Count + 1, o.First, o.FirstPath);
+            }
         }
     }
 
@@ -236,6 +288,7 @@ public sealed class ImageSource
         {
             n++;
             if (string.IsNullOrWhiteSpace(p)) problems.Add(new SkippedItem(null, $"entry {n}", null, "empty path"));
+            else if (LineBreakingCharacter(p) is { } bad) problems.Add(new SkippedItem(null, $"entry {n}", null, $"the path {bad}"));
             else items.Add(new ImageItem(items.Count, p, System.IO.Path.GetFullPath(p), null, null));
         }
         return new ImageSource($"list of {n} paths", items, problems, LoadFile);
@@ -261,7 +314,17 @@ public sealed class ImageSource
         var problems = new List<SkippedItem>();
         int lineNo = 0, pathCol = -1, labelCol = -1, candCol = -1, columns = 0;
         var fields = new List<string>();
-        foreach (var line in File.ReadLines(full, Encoding.UTF8))
+        FileStream stream;
+        try
+        {
+            stream = Common.SafeFile.OpenStream(full);
+        }
+        catch (Common.SafeFile.RefusedException e)
+        {
+            throw new InvalidDataException($"The CSV manifest '{csvPath}' cannot be read: {e.Reason}.", e);
+        }
+        using var text = new StreamReader(stream, Encoding.UTF8);
+        while (text.ReadLine() is { } line)
         {
             lineNo++;
             if (line.Trim().Length == 0) continue;
@@ -292,6 +355,11 @@ public sealed class ImageSource
             }
             string path = pathCol < fields.Count ? fields[pathCol].Trim() : "";
             if (path.Length == 0) { problems.Add(new SkippedItem(null, where, null, "empty path")); continue; }
+            string? badField = null;
+            for (int i = 0; i < fields.Count && badField is null; i++)
+                if ((i == pathCol || i == labelCol || i == candCol) && LineBreakingCharacter(fields[i]) is { } bad)
+                    badField = $"the {(i == pathCol ? "path" : i == labelCol ? "label" : "candidates")} field {bad}";
+            if (badField is not null) { problems.Add(new SkippedItem(null, where, null, badField)); continue; }
             string? label = labelCol >= 0 && labelCol < fields.Count && fields[labelCol].Trim().Length > 0 ? fields[labelCol].Trim() : null;
             IReadOnlyList<string>? candidates = null;
             if (candCol >= 0 && candCol < fields.Count)
@@ -350,8 +418,9 @@ public sealed class ImageSource
 
     /// <summary>
     /// The images of an IDX file (MNIST format, raw or gzip; grayscale replicated to RGB) with optional labels from an
-    /// IDX label file (same count). Labels are shown as <paramref name="classNames"/>[label] when given (e.g.
-    /// <see cref="FashionMnistClassNames"/>), else as the number. Ids are <c>idx:&lt;file name&gt;#&lt;i&gt;</c>.
+    /// IDX label file (same count). Labels are named <paramref name="classNames"/>[label] when a class list is given
+    /// (a label outside it is an error), else they are the number ("0", "1", …): an IDX file does not say what its
+    /// labels mean. Ids are <c>idx:&lt;file name&gt;#&lt;i&gt;</c>.
     /// </summary>
     public static ImageSource FromIdx(string imagesPath, string? labelsPath = null, IReadOnlyList<string>? classNames = null)
     {
@@ -361,6 +430,8 @@ public sealed class ImageSource
         if (labels is not null && labels.Length != idx.Count)
             throw new InvalidDataException($"The IDX label file '{labelsPath}' has {labels.Length} labels but '{imagesPath}' has {idx.Count} images.");
         string file = System.IO.Path.GetFileName(imagesPath);
+        if (LineBreakingCharacter(file) is { } badName)
+            throw new ArgumentException($"The IDX file name '{file}' {badName}.", nameof(imagesPath));
         var items = new List<ImageItem>(idx.Count);
         var labelText = new string[256];
         for (int i = 0; i < idx.Count; i++)
@@ -369,7 +440,10 @@ public sealed class ImageSource
             if (labels is not null)
             {
                 int l = labels[i];
-                label = labelText[l] ??= classNames is not null && l < classNames.Count ? classNames[l] : l.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                if (classNames is not null && l >= classNames.Count)
+                    throw new InvalidDataException(
+                        $"The IDX label file '{labelsPath}' gives image {i} the label {l}, but the class list has only {classNames.Count} classes (label k is the class on line k + 1 of the list, counting class lines only).");
+                label = labelText[l] ??= classNames is not null ? classNames[l] : l.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
             items.Add(new ImageItem(i, $"idx:{file}#{i}", null, label, null) { IdxIndex = i });
         }

@@ -54,6 +54,13 @@ public sealed record ClipModelOptions
         OptimizedModelDirectory = OptimizedModelDirectory,
         Warning = Warning,
     };
+
+    /// <summary>
+    /// A folder (e.g. the embedding cache folder) where <see cref="ClipModel.ContentHash"/> is remembered in
+    /// <c>model-hashes.tsv</c>, keyed by the tower files' paths and file-system stamps, so that a large model is hashed
+    /// once; null (default) hashes the files on first use in every process.
+    /// </summary>
+    public string? ContentHashCache { get; init; }
 }
 
 /// <summary>Options of text embedding.</summary>
@@ -82,10 +89,12 @@ public sealed class ClipModel : IDisposable
     private readonly string[] _towerFiles;
     private readonly Lazy<string> _contentHash;
     private readonly long _padId;
+    private readonly string? _hashCache;
 
     private ClipModel(string name, string directory, ClipModelLayout layout, ClipTokenizer tokenizer, TextTower text, ImageTower image,
-        int contextLength, long padId, float logitScale, PreprocessSettings preprocessing, string[] towerFiles)
+        int contextLength, long padId, float logitScale, PreprocessSettings preprocessing, string[] towerFiles, string? hashCache)
     {
+        _hashCache = hashCache;
         Name = name;
         Directory = directory;
         Layout = layout;
@@ -133,7 +142,8 @@ public sealed class ClipModel : IDisposable
     /// given and the GPU could be used.</summary>
     public string ExecutionDevice => _image.Session.Device;
 
-    /// <summary>SHA-256 of the tower files' bytes (hex), computed on first use; identifies the model in caches.</summary>
+    /// <summary>SHA-256 of the tower files' bytes (hex), computed on first use (or read from
+    /// <see cref="ClipModelOptions.ContentHashCache"/>); identifies the model in caches and in trained classifiers.</summary>
     public string ContentHash => _contentHash.Value;
 
     internal TextTower TextTower => _text;
@@ -273,36 +283,10 @@ public sealed class ClipModel : IDisposable
             if (tokenizer.VocabularySize < 2)
                 throw new ClipModelException($"The vocabulary of '{directory}' is empty.");
 
-            var preprocessing = new PreprocessSettings
-            {
-                ImageSize = imageSize,
-                ResizeShortestEdge = settings.ResizeShortestEdge,
-                ResizeMode = settings.Resize switch
-                {
-                    null or "shortest_edge" => ResizeMode.ShortestEdgeThenCenterCrop,
-                    "squash" => ResizeMode.Squash,
-                    var r => throw new ClipModelException($"Unknown \"resize\" value \"{r}\" for '{directory}'; use \"shortest_edge\" or \"squash\"."),
-                },
-                Resampling = settings.Resample switch
-                {
-                    null or "bicubic" => ResamplingFilter.Bicubic,
-                    "bilinear" => ResamplingFilter.Bilinear,
-                    var r => throw new ClipModelException($"Unknown \"resample\" value \"{r}\" for '{directory}'; use \"bicubic\" or \"bilinear\"."),
-                },
-                CropRounding = settings.CropRounding switch
-                {
-                    null or "half_even" => CropRounding.RoundHalfEven,
-                    "floor" => CropRounding.Floor,
-                    var r => throw new ClipModelException($"Unknown \"crop_rounding\" value \"{r}\" for '{directory}'; use \"half_even\" or \"floor\"."),
-                },
-                Mean = settings.Mean ?? PreprocessSettings.ClipMean,
-                Std = settings.Std ?? PreprocessSettings.ClipStd,
-            };
-            try { preprocessing.Validate(); }
-            catch (ArgumentException e) { throw new ClipModelException($"The preprocessing settings of '{directory}' are invalid: {e.Message} Fix them in clip.json or preprocessor_config.json.", e); }
+            var preprocessing = settings.ToPreprocessing(imageSize, directory);
 
             string name = options.Name ?? settings.Name ?? new DirectoryInfo(directory).Name;
-            return new ClipModel(name, directory, layout, tokenizer, text, image, contextLength, padId, settings.LogitScale ?? 100f, preprocessing, towerFiles);
+            return new ClipModel(name, directory, layout, tokenizer, text, image, contextLength, padId, settings.LogitScale ?? 100f, preprocessing, towerFiles, options.ContentHashCache);
         }
         catch
         {
@@ -398,6 +382,15 @@ public sealed class ClipModel : IDisposable
     }
 
     private string ComputeContentHash()
+    {
+        string? key = _hashCache is null ? null : ModelHashCache.Key(_towerFiles);
+        if (key is not null && ModelHashCache.TryGet(_hashCache!, key) is { } known) return known;
+        string hash = HashFiles();
+        if (key is not null && ModelHashCache.Key(_towerFiles) == key) ModelHashCache.TryStore(_hashCache!, key, hash); // unchanged while hashing
+        return hash;
+    }
+
+    private string HashFiles()
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 20];

@@ -587,7 +587,7 @@ public sealed class ClipTokenizer : Tokenizer
                 if (!truncate)
                     throw new ArgumentException(
                         $"Text {b} (\"{Shorten(texts[b])}\") has {tmp.Count} tokens with start and end, more than the model's context of {contextLength}. " +
-                        "Shorten it, or allow truncation (TextEmbeddingOptions.Truncate / --truncate).", nameof(texts));
+                        "Shorten it, or allow truncation (TextEmbeddingOptions.Truncate; on the command line vega rank and vega evaluate take --truncate).", nameof(texts));
                 tmp.RemoveRange(contextLength, tmp.Count - contextLength);
                 tmp[contextLength - 1] = EndOfTextId;
             }

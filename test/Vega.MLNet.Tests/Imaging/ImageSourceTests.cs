@@ -19,7 +19,11 @@ public sealed class ImageSourceTests
         Assert.All(source.Items, i => Assert.Equal(Path.Combine(Fixtures.Images, i.Id), i.Path));
         // Deterministic: a second listing is identical.
         Assert.Equal(source.Items, ImageSource.FromFolder(Fixtures.Images).Items);
-        Assert.Empty(source.Skipped);
+        // The other files are not left out silently: one entry per extension (issue 17 item 11).
+        Assert.Equal(["12 files *.f32 (e.g. golden/Minduka_Present_Blue_Pack.f32)", "24 files *.u8 (e.g. golden/Minduka_Present_Blue_Pack.resized.u8)", "index.json"],
+            source.Skipped.Select(s => s.Id));
+        Assert.All(source.Skipped, s => Assert.Null(s.Index));
+        Assert.Equal("not listed: the extension '.json' is not one of .bmp .gif .jpeg .jpg .png .tif .tiff .webp", source.Skipped[2].Reason);
     }
 
     [Fact]
@@ -36,7 +40,7 @@ public sealed class ImageSourceTests
         Assert.Equal(Goldens.Images.Select(g => g.Name).Order(StringComparer.Ordinal), loaded.Keys.Order(StringComparer.Ordinal));
         foreach (var g in Goldens.Images) Assert.Equal(g.Rgb(), loaded[g.Name]);
 
-        var skipped = source.Skipped;
+        var skipped = source.Skipped.Where(s => s.Index is not null).ToList(); // the files that failed to load
         Assert.Equal(BadNames.Order(StringComparer.Ordinal), skipped.Select(s => s.Id));
         Assert.Equal(skipped.Select(s => s.Index).Order(), skipped.Select(s => s.Index)); // in item order
         var reasons = skipped.ToDictionary(s => s.Id, s => s.Reason);
@@ -48,7 +52,7 @@ public sealed class ImageSourceTests
         Assert.All(skipped, s => Assert.Equal(Path.Combine(Fixtures.Images, s.Id), s.Path));
 
         string report = source.SkippedReport();
-        Assert.StartsWith("5 entries skipped from folder ", report);
+        Assert.StartsWith("8 entries skipped from folder ", report); // 3 listing entries for the non-image files + 5 bad images
         Assert.Contains(Path.Combine(Fixtures.Images, "bad/empty.jpg") + ": empty file", report);
     }
 

@@ -96,7 +96,7 @@ public sealed class ClassDescriptions
 
     private static List<(string, List<string>, string)> ReadJson(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = Common.SafeFile.ReadAllBytesOrInvalid(path, 256L << 20, "descriptions file");
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
         if (bytes.AsSpan(start).Trim(" \t\r\n"u8).IsEmpty)
             throw new InvalidDataException($"The descriptions file '{path}' is empty; write a JSON object {{\"class name\": [\"sentence\", ...]}}.");
@@ -191,7 +191,7 @@ public sealed class ClassDescriptions
         foreach (var f in files)
         {
             var sentences = new List<string>();
-            foreach (var raw in File.ReadLines(f))
+            foreach (var raw in Encoding.UTF8.GetString(Common.SafeFile.ReadAllBytesOrInvalid(f, 64L << 20, "descriptions file")).TrimStart('\uFEFF').Split('\n'))
             {
                 string line = raw.Trim();
                 if (line.Length == 0 || line.StartsWith('#')) continue;

@@ -195,6 +195,15 @@ public static class PromptTuner
         PromptTuningOptions? options = null, int[]? trueLabels = null, CancellationToken cancellationToken = default,
         IReadOnlyList<EmbeddingMatrix>? augmentedViews = null)
     {
+        var result = TuneCore(model, trainImages, candidates, classNames, options, trueLabels, cancellationToken, augmentedViews);
+        result.Classifier.ModelHash = model.ContentHash; // predict refuses another model with the same width
+        return result;
+    }
+
+    private static TuningResult TuneCore(ClipModel model, EmbeddingMatrix trainImages, CandidateLabels candidates, IReadOnlyList<string> classNames,
+        PromptTuningOptions? options = null, int[]? trueLabels = null, CancellationToken cancellationToken = default,
+        IReadOnlyList<EmbeddingMatrix>? augmentedViews = null)
+    {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(trainImages);
         ArgumentNullException.ThrowIfNull(candidates);

@@ -55,6 +55,31 @@ public sealed class TunedClassifier
     /// <summary>The CLIP model whose embedding space the classifier lives in.</summary>
     public string ModelName { get; }
 
+    /// <summary>
+    /// <see cref="Models.ClipModel.ContentHash"/> of that model when known (set by <see cref="PromptTuner.Tune"/>,
+    /// saved as <c>model_sha256</c>); <see cref="CheckModel"/> refuses another model with it.
+    /// </summary>
+    public string? ModelHash { get; internal set; }
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming both models when <paramref name="model"/> is not the model the
+    /// classifier was trained with (content hash), or when its embedding width differs. Returns false when the
+    /// classifier records no model hash (written by an older version), so the model cannot be verified.
+    /// </summary>
+    public bool CheckModel(Models.ClipModel model, string? classifierPath = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        string where = classifierPath is null ? "The classifier" : $"The classifier in '{classifierPath}'";
+        if (ModelHash is not null && !string.Equals(ModelHash, model.ContentHash, StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException(
+                $"{where} was trained with model '{ModelName}' (content hash {ModelHash[..Math.Min(12, ModelHash.Length)]}…), but the model given is '{model.Name}' " +
+                $"from '{model.Directory}' (content hash {model.ContentHash[..12]}…); a classifier only works in its own model's embedding space. " +
+                "Give the model it was trained with, or train a classifier for this one (vega tune).");
+        if (model.EmbeddingDimension != Weights.Dimension)
+            throw new ArgumentException($"{where} was trained in a {Weights.Dimension}-d embedding space (model '{ModelName}'); '{model.Name}' has {model.EmbeddingDimension}.");
+        return ModelHash is not null;
+    }
+
     /// <summary>Logits [N, C] for L2-normalised image embeddings (float64 accumulation).</summary>
     public float[] Logits(EmbeddingMatrix images)
     {
@@ -123,11 +148,12 @@ public sealed class TunedClassifier
     {
         Directory.CreateDirectory(directory);
         Npy.WriteFloat32(Path.Combine(directory, "weights.npy"), Weights.Data, Weights.Count, Weights.Dimension);
-        var json = new Dictionary<string, object>
+        var json = new Dictionary<string, object?>
         {
             ["format"] = "vega-classifier-1",
             ["method"] = Method.ToString(),
             ["model"] = ModelName,
+            ["model_sha256"] = ModelHash!,
             ["scale"] = Scale,
             ["classes"] = ClassNames,
             ["bias"] = Bias,
@@ -142,15 +168,19 @@ public sealed class TunedClassifier
         if (!File.Exists(jsonPath)) throw new FileNotFoundException($"No classifier in '{directory}' (classifier.json is missing; write one with `vega tune`).", jsonPath);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(jsonPath));
+            using var doc = JsonDocument.Parse(Common.SafeFile.ReadAllBytesOrInvalid(jsonPath, 64L << 20, "classifier file"));
             var root = doc.RootElement;
             if (root.GetProperty("format").GetString() != "vega-classifier-1")
                 throw new InvalidDataException($"'{jsonPath}' is not a Vega.MLNet classifier (format {root.GetProperty("format").GetString()}).");
             var classes = root.GetProperty("classes").EnumerateArray().Select(e => e.GetString()!).ToArray();
             var bias = root.GetProperty("bias").EnumerateArray().Select(e => e.GetSingle()).ToArray();
             var (data, rows, cols) = Npy.ReadFloat32(Path.Combine(directory, "weights.npy"));
+            string? hash = root.TryGetProperty("model_sha256", out var h) && h.ValueKind == JsonValueKind.String ? h.GetString() : null;
             return new TunedClassifier(Enum.Parse<TuningMethod>(root.GetProperty("method").GetString()!), classes,
-                new EmbeddingMatrix(data, rows, cols), bias, root.GetProperty("scale").GetSingle(), root.GetProperty("model").GetString() ?? "");
+                new EmbeddingMatrix(data, rows, cols), bias, root.GetProperty("scale").GetSingle(), root.GetProperty("model").GetString() ?? "")
+            {
+                ModelHash = hash,
+            };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
         {
