@@ -34,6 +34,24 @@ public sealed class FailingStageTests
         Assert.Contains("image_embeds", e.Message + e.InnerException?.Message, StringComparison.OrdinalIgnoreCase);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void AnExportWithAFixedBatchSizeRunsInSlicesAndGivesTheSameEmbeddings(int fixedBatch)
+    {
+        // Same weights (same seed); one export declares a fixed batch dimension. 7 images do not divide by 3: the last
+        // slice is padded, and only its real rows are kept.
+        using var dynamicModel = ClipModel.Load(TinyClip.Create(seed: 5));
+        using var fixedModel = ClipModel.Load(TinyClip.Create(seed: 5, fixedBatch: fixedBatch));
+        Assert.Equal(fixedBatch, fixedModel.ImageTower.FixedBatch);
+        var source = ImageSource.FromIdx(TinyClip.Idx(7));
+        var expected = ImageEmbedder.Embed(dynamicModel, source, new ImageEmbeddingOptions { BatchSize = 4 });
+        var actual = ImageEmbedder.Embed(fixedModel, source, new ImageEmbeddingOptions { BatchSize = 4 });
+        Assert.Equal(expected.Embeddings.Data, actual.Embeddings.Data);
+        var texts = new[] { "a", "b c", "d e f", "g", "h", "i", "j" };
+        Assert.Equal(dynamicModel.EmbedTexts(texts).Data, fixedModel.EmbedTexts(texts).Data);
+    }
+
     [Fact]
     public void AFailingProgressCallbackOnTheConsumerEndsTheRun()
     {
