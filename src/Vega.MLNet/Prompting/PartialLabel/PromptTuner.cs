@@ -436,13 +436,81 @@ internal static class Checkpoint
         foreach (var (k, v) in state) tensors.Add(new($"optimizer.{k}", Tensor.Wrap(v, v.Length)));
         if (trainer.Loss.ConfidenceState is { } conf) tensors.Add(new("confidence", Tensor.Wrap(conf, conf.Length)));
         string path = Path.Combine(directory, FileName), tmp = path + ".tmp";
-        SafeTensors.Save(tmp, tensors, new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             ["fingerprint"] = fingerprint,
             ["epochs_done"] = epochsDone.ToString(CultureInfo.InvariantCulture),
             ["optimizer_steps"] = steps.ToString(CultureInfo.InvariantCulture),
-        });
+        };
+        metadata[ChecksumKey] = Checksum(tensors, metadata);
+        SafeTensors.Save(tmp, tensors, metadata);
         File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>The metadata entry holding <see cref="Checksum"/>.</summary>
+    public const string ChecksumKey = "sha256";
+
+    /// <summary>
+    /// SHA-256 over everything the checkpoint holds, in a canonical order: the metadata entries (except the checksum
+    /// itself) sorted by key, then every tensor sorted by name with its shape and its float32 values (little-endian).
+    /// A damaged byte anywhere — data, shapes, names, offsets (which move the data) or metadata — changes it or makes the
+    /// file unreadable.
+    /// </summary>
+    public static string Checksum(IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var word = new byte[4];
+        void Text(string s)
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(s));
+            sha.AppendData([0]);
+        }
+        void Int(int v)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(word, v);
+            sha.AppendData(word);
+        }
+        foreach (var (k, v) in metadata.Where(kv => kv.Key != ChecksumKey).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            Text(k);
+            Text(v);
+        }
+        foreach (var (name, t) in tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            Text(name);
+            Int(t.Rank);
+            foreach (int d in t.Shape) Int(d);
+            var values = t.ToArray();
+            if (!BitConverter.IsLittleEndian)
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = BitConverter.Int32BitsToSingle(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(BitConverter.SingleToInt32Bits(values[i])));
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Reads and verifies a checkpoint file: unreadable, without a checksum or with a checksum that does not match its
+    /// contents, it is reported as damaged, naming the file.
+    /// </summary>
+    public static SafeTensors.Contents ReadVerified(string path)
+    {
+        const string Fix = "Delete it (the run then starts over) or restore an intact copy.";
+        SafeTensors.Contents contents;
+        try
+        {
+            contents = SafeTensors.Load(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"The checkpoint '{path}' is damaged: {e.Message} {Fix}", e);
+        }
+        if (!contents.Metadata.TryGetValue(ChecksumKey, out var stored))
+            throw new InvalidDataException($"The checkpoint '{path}' has no checksum: it is damaged or was written by an older version. {Fix}");
+        string actual = Checksum(contents.Tensors, contents.Metadata);
+        if (!string.Equals(stored, actual, StringComparison.Ordinal))
+            throw new InvalidDataException($"The checkpoint '{path}' is damaged: its contents do not match its checksum. {Fix}");
+        return contents;
     }
 
     public static bool TryLoad(string directory, string fingerprint, IReadOnlyList<Tensor> parameters, PllTrainer trainer, out int epochsDone)
@@ -450,7 +518,7 @@ internal static class Checkpoint
         epochsDone = 0;
         string path = Path.Combine(directory, FileName);
         if (!File.Exists(path)) return false;
-        var contents = SafeTensors.Load(path);
+        var contents = ReadVerified(path);
         if (!contents.Metadata.TryGetValue("fingerprint", out var fp) || fp != fingerprint)
             throw new InvalidDataException(
                 $"The checkpoint '{path}' belongs to a different training run (model, data or options differ). Delete it or choose another checkpoint folder.");
