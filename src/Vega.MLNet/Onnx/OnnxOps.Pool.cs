@@ -102,12 +102,14 @@ internal static partial class OnnxOps
                         break;
                 }
                 if (size < 1) throw n.Error($"the kernel {kk} does not fit axis {d} of X {x.ShapeString} with pads ({begin}, {end}).");
+                if (size > int.MaxValue || begin > int.MaxValue || end > int.MaxValue) throw n.Error($"axis {d} would have {size} positions.");
                 ks[d] = (int)kk;
                 ss[d] = (int)s;
                 pb[d] = (int)begin;
                 pe[d] = (int)end;
                 outs[d] = (int)size;
             }
+            n.CheckElements([x.Shape[0], x.Shape[1], .. outs]);
             o[0] = OnnxValue.FromTensor(Ops.AveragePool(x, ks, ss, pb, pe, outs, includePad));
         };
     }
@@ -157,6 +159,14 @@ internal static partial class OnnxOps
                 begin[axes[k]] = (int)pads[k];
                 end[axes[k]] = (int)pads[k + axes.Length];
             }
+            var outDims = new int[rank];
+            for (int d = 0; d < rank; d++)
+            {
+                long size = (long)data.Shape[d] + begin[d] + end[d];
+                if (size < 0) throw n.Error($"pads ({begin[d]}, {end[d]}) remove more than the {data.Shape[d]} elements of axis {d}.");
+                outDims[d] = (int)Math.Min(size, int.MaxValue);
+            }
+            n.CheckElements(outDims);
             OnnxValue? constant = !legacy && i.Length > 2 ? i[2] : null;
             if (constant is not null && constant.Length != 1) throw n.Error($"constant_value must be a scalar, got shape {Shapes.ToString(constant.Shape)}.");
             try

@@ -35,6 +35,14 @@ internal static partial class Ops
                 throw new ArgumentException($"AveragePool: pads ({padBegin[d]}, {padEnd[d]}) on axis {d} must not be negative.");
             if (outSpatial[d] < 0) throw new ArgumentException($"AveragePool: the output would have {outSpatial[d]} positions on axis {d}.");
         }
+        if (x.Length == 0 || outSpatial.Any(o => o == 0))
+        {
+            var empty = new int[x.Rank];
+            empty[0] = x.Shape[0];
+            empty[1] = x.Shape[1];
+            outSpatial.CopyTo(empty, 2);
+            return Tensor.Zeros(empty); // nothing to average (and nothing to differentiate)
+        }
         // Work on three spatial axes [D, H, W]: missing leading axes have size 1, kernel 1, stride 1.
         int[] In = new int[3], K = new int[3], S = new int[3], P = new int[3], E = new int[3], O = new int[3];
         for (int d = 0; d < 3; d++)
@@ -147,7 +155,6 @@ internal static partial class Ops
         if (padBegin.Length != rank || padEnd.Length != rank)
             throw new ArgumentException($"Pad: a rank-{rank} tensor needs {rank} pads before and after each axis, got {padBegin.Length} and {padEnd.Length}.");
         outShape = new int[rank];
-        var maps = new int[rank][];
         for (int d = 0; d < rank; d++)
         {
             long size = (long)shape[d] + padBegin[d] + padEnd[d];
@@ -156,6 +163,15 @@ internal static partial class Ops
             outShape[d] = (int)size;
             if (mode != PadMode.Constant && shape[d] == 0 && size > 0)
                 throw new ArgumentException($"Pad: {mode} padding of axis {d} needs at least one element to copy; it is empty.");
+        }
+        long total = Shapes.Product(outShape);
+        if (total > int.MaxValue) throw new ArgumentException($"Pad: the result would have {total} elements.");
+        var index = new int[total];
+        if (total == 0) return index;
+        var maps = new int[rank][];
+        for (int d = 0; d < rank; d++)
+        {
+            int size = outShape[d];
             var map = maps[d] = new int[size];
             for (int o = 0; o < size; o++)
             {
@@ -170,10 +186,6 @@ internal static partial class Ops
                 };
             }
         }
-        long total = Shapes.Product(outShape);
-        if (total > int.MaxValue) throw new ArgumentException($"Pad: the result would have {total} elements.");
-        var index = new int[total];
-        if (total == 0) return index;
         var strides = Shapes.ContiguousStrides(shape);
         var pos = new int[rank];
         for (long e = 0; e < total; e++)
