@@ -171,6 +171,25 @@ public sealed class CoopTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheCandidateLabelExperimentRunsEveryObjectiveAndBothAlignmentWeightings()
+    {
+        // A reduced grid through the command line: every objective, PiCO and PLCR on cached views, both weightings.
+        string root = Fixtures.TempDir("vega-experiment");
+        string doc = Path.Combine(root, "results.md");
+        Assert.Equal(0, Vega.MLNet.Samples.Program.Main(["experiment", "candidate-labels", "--models", ModelDir.Value, "--q", "0.3", "--seeds", "1",
+            "--shots", "2", "--epochs", "2", "--pool", "300", "--test-count", "100", "--views", "1", "--cache", Path.Combine(root, "cache"), "--out", doc]));
+        string text = File.ReadAllText(doc);
+        foreach (var loss in new[] { "CC", "RC", "LWS", "CAVL", "NAIVE", "PiCO", "PLCR" })
+            foreach (var method in new[] { "linear probe", "CoOp", "CoOp + alignment", "CoOp + alignment (fixed λ = 1)" })
+                Assert.Contains($"| {method} · {loss} |", text);
+        Assert.Contains("PiCO and PLCR with 1 augmented views per image", text);
+        Assert.Contains("| loss | q | CoOp | + alignment (dynamic) | + alignment (fixed λ) |", text);
+        // Bad options are errors before any work (exit code 2).
+        Assert.Equal(2, Vega.MLNet.Samples.Program.Main(["experiment", "candidate-labels", "--models", ModelDir.Value, "--pll", "pica", "--out", doc]));
+        Assert.Equal(2, Vega.MLNet.Samples.Program.Main(["experiment", "candidate-labels", "--models", ModelDir.Value, "--view-scale", "0", "--out", doc]));
+    }
+
+    [Fact]
     public void TheTunePredictAndEvalCommandsRunEndToEnd()
     {
         string root = Fixtures.TempDir("vega-tune-cli");
@@ -180,6 +199,10 @@ public sealed class CoopTests(Xunit.Abstractions.ITestOutputHelper output)
         string output = Path.Combine(root, "coop");
         Assert.Equal(0, Vega.MLNet.Samples.Program.Main(["tune", "--model", ModelDir.Value, "--train", csv, "--classes", classes, "--q", "0.3", "--shots", "4",
             "--method", "coop", "--ctx", "4", "--views", "1", "--epochs", "2", "--out", output, "--cache", cache, "--checkpoint", Path.Combine(root, "ckpt")]));
+        Assert.Equal(0, Vega.MLNet.Samples.Program.Main(["tune", "--model", ModelDir.Value, "--train", csv, "--classes", classes, "--q", "0.3", "--shots", "4",
+            "--method", "coop", "--pll", "plcr", "--align-weighting", "fixed", "--align-weight", "0.5", "--ctx", "4", "--views", "2", "--view-scale", "0.5",
+            "--epochs", "2", "--out", Path.Combine(root, "plcr"), "--cache", cache]));
+        Assert.True(File.Exists(Path.Combine(root, "plcr", "classifier.json")));
         foreach (var f in new[] { "classifier.json", "weights.npy", "context.npy", "prompt.json", "text_model_inputs_embeds.onnx" })
             Assert.True(File.Exists(Path.Combine(output, f)), f);
         Assert.True(File.Exists(Path.Combine(root, "ckpt", "checkpoint.safetensors")));
