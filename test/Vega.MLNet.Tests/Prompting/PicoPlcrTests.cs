@@ -363,6 +363,15 @@ public sealed class PicoPlcrTests
     }
 
     [Fact]
+    public void ExperimentGainsAreSignedWithoutNegativeZero()
+    {
+        Assert.Equal("+0.0", CandidateLabelExperiment.Signed(-0.0333));
+        Assert.Equal("+0.0", CandidateLabelExperiment.Signed(0.04));
+        Assert.Equal("-0.1", CandidateLabelExperiment.Signed(-0.06));
+        Assert.Equal("+53.2", CandidateLabelExperiment.Signed(53.2));
+    }
+
+    [Fact]
     public void ViewRolesAreDrawnFromTheSeedEpochAndImage()
     {
         var (x, _, _) = LinearProbeTests.Synthetic(40, 4, 8, 1.0, 1);

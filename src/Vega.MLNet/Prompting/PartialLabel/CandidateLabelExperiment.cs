@@ -134,8 +134,16 @@ internal static class CandidateLabelExperiment
             double fixedAcc = fixedRuns.Length > 0 ? 100 * fixedRuns.Average(c => c.Accuracy) : double.NaN;
             int won = plain.Zip(aligned).Count(p => p.Second.Accuracy > p.First.Accuracy);
             sb.Append(CultureInfo.InvariantCulture,
-                $"| {loss} | {group.Key.Q} | {basis:F1} | {dynamic:F1} | {fixedAcc:F1} | {dynamic - basis:+0.0;-0.0} | {fixedAcc - basis:+0.0;-0.0} | {won}/{plain.Length} |\n");
+                $"| {loss} | {group.Key.Q} | {basis:F1} | {dynamic:F1} | {fixedAcc:F1} | {Signed(dynamic - basis)} | {Signed(fixedAcc - basis)} | {won}/{plain.Length} |\n");
         }
         return sb.ToString();
+    }
+
+    /// <summary>A difference in points with its sign, one decimal ("+0.0" for anything that rounds to zero).</summary>
+    internal static string Signed(double points)
+    {
+        double r = Math.Round(points, 1);
+        if (r == 0) r = 0; // no "-0.0"
+        return r.ToString("+0.0;-0.0;+0.0", CultureInfo.InvariantCulture);
     }
 }
