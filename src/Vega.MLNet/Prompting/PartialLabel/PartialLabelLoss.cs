@@ -124,10 +124,10 @@ internal sealed class PartialLabelLoss
     /// epoch; their strong views are the cached augmented views.</summary>
     public bool MainViewIsOriginal => Kind is PartialLabelLossKind.PiCO or PartialLabelLossKind.PLCR;
 
-    /// <summary>PiCO's settings, when the objective is PiCO.</summary>
+    /// <summary>PiCO's state (prototypes, queue, key head), when the objective is PiCO.</summary>
     internal PicoState? Pico => _pico;
 
-    /// <summary>PLCR's settings, when the objective is PLCR.</summary>
+    /// <summary>PLCR's schedule, when the objective is PLCR.</summary>
     internal PlcrState? Plcr => _plcr;
 
     /// <summary>Everything <see cref="Update"/> changes, by name, for checkpoints (empty for stateless objectives).</summary>

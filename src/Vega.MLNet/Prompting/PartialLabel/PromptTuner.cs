@@ -358,7 +358,11 @@ public static class PromptTuner
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{modelHash}|{o.Method}|{o.Loss}|{o.Align}|{o.LwsBeta}|{o.ContextTokens}|{o.ClassSpecificContext}|{o.ClassPosition}|{o.ContextInit}|");
         sb.Append(CultureInfo.InvariantCulture, $"{o.Epochs}|{o.BatchSize}|{o.LearningRate}|{o.Momentum}|{o.WeightDecay}|{o.WarmupEpochs}|{o.Seed}|{string.Join('\n', o.Templates.Templates)}|");
-        sb.Append(CultureInfo.InvariantCulture, $"{o.AlignmentWeighting}|{o.AlignmentWeight}|{o.Pico}|{o.Plcr}|");
+        var pi = o.Pico;
+        var pl = o.Plcr;
+        sb.Append(CultureInfo.InvariantCulture, $"{o.AlignmentWeighting}|{o.AlignmentWeight:R}|");
+        sb.Append(CultureInfo.InvariantCulture, $"{pi.ContrastiveWeight:R}|{pi.Temperature:R}|{pi.QueueSize}|{pi.KeyMomentum:R}|{pi.PrototypeMomentum:R}|{pi.TargetMomentumStart:R}|{pi.TargetMomentumEnd:R}|{pi.NormFloor:R}|{pi.StartEpoch}|");
+        sb.Append(CultureInfo.InvariantCulture, $"{pl.ConsistencyWeight:R}|{pl.RampEpochs}|{pl.StrongViews}|");
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(Encoding.UTF8.GetBytes(sb.ToString()));
         foreach (var m in images.All) sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.Data.AsSpan()));
