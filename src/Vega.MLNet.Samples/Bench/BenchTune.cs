@@ -18,7 +18,7 @@ internal static class BenchTune
         var shots = new Option<int>("--shots") { Description = "Images per class.", DefaultValueFactory = _ => 16 };
         var classes = new Option<int>("--classes") { Description = "Classes.", DefaultValueFactory = _ => 10 };
         var epochs = new Option<int>("--epochs") { Description = "Timed epochs (median reported; the first, warm-up, is not timed).", DefaultValueFactory = _ => 3 };
-        var command = new Command("tune", "Seconds per training epoch of CoOp (with and without prompt alignment) and of the linear probe, 16 shots × 10 classes, benchmark-sized text tower.")
+        var command = new Command("tune", "Seconds per training epoch of CoOp (with and without prompt alignment, and with PiCO and PLCR on two views) and of the linear probe, 16 shots × 10 classes, benchmark-sized text tower.")
             { shared, bench, shots, classes, epochs };
         command.SetAction(parse =>
         {
@@ -33,16 +33,30 @@ internal static class BenchTune
             var candidates = CandidateLabels.Generate(labels, c, 0.3, 7);
             var names = Enumerable.Range(0, c).Select(i => $"class number {i}").ToArray();
             var report = new BenchmarkReport("Prompt tuning with candidate labels: time per epoch", Environment.GetCommandLineArgs()[1..]);
-            string input = $"{model.Name} text tower (context {model.ContextLength}{(model.DynamicTextLength ? " dynamic" : "")}), {n} images = {parse.GetValue(shots)} shots × {c} classes, batch 32, q = 0.3, CC, GEMM {Gemm.Effective}";
-            foreach (var (label, method, align) in new[] { ("CoOp (M = 16)", TuningMethod.CoOp, false), ("CoOp + alignment", TuningMethod.CoOp, true), ("linear probe", TuningMethod.LinearProbe, false) })
+            string input = $"{model.Name} text tower (context {model.ContextLength}{(model.DynamicTextLength ? " dynamic" : "")}), {n} images = {parse.GetValue(shots)} shots × {c} classes, batch 32, q = 0.3, CC unless named, GEMM {Gemm.Effective}";
+            // Two stand-in views (noisy copies) for the objectives that use strong views.
+            var views = Enumerable.Range(0, 2).Select(_ =>
+            {
+                var v = new EmbeddingMatrix((float[])images.Data.Clone(), n, model.EmbeddingDimension);
+                for (int k = 0; k < v.Data.Length; k++) v.Data[k] += (float)(0.1 * rng.NextNormal());
+                v.NormalizeRows();
+                return v;
+            }).ToArray();
+            foreach (var (label, method, align, loss) in new[]
+            {
+                ("CoOp (M = 16)", TuningMethod.CoOp, false, PartialLabelLossKind.CC), ("CoOp + alignment", TuningMethod.CoOp, true, PartialLabelLossKind.CC),
+                ("CoOp · PiCO (2 views)", TuningMethod.CoOp, false, PartialLabelLossKind.PiCO), ("CoOp · PLCR (2 strong views)", TuningMethod.CoOp, false, PartialLabelLossKind.PLCR),
+                ("linear probe", TuningMethod.LinearProbe, false, PartialLabelLossKind.CC),
+            })
             {
                 var times = new List<double>();
                 long t0 = Stopwatch.GetTimestamp();
+                bool multiView = loss is PartialLabelLossKind.PiCO or PartialLabelLossKind.PLCR;
                 PromptTuner.Tune(model, images, candidates, names, new PromptTuningOptions
                 {
-                    Method = method, Align = align, Epochs = e, Loss = PartialLabelLossKind.CC,
+                    Method = method, Align = align, Epochs = e, Loss = loss,
                     Progress = _ => { times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds); t0 = Stopwatch.GetTimestamp(); },
-                });
+                }, augmentedViews: multiView ? views : null);
                 var timed = times.Skip(1).Order().ToArray();
                 report.Add($"{label}: s/epoch", timed[timed.Length / 2], "s", input);
             }

@@ -26,12 +26,20 @@ internal static class ExperimentCommand
         var pool = new Option<int>("--pool") { Description = "Training images the shots are drawn from (the first N of the training split).", DefaultValueFactory = _ => 10000 };
         var testCount = new Option<int>("--test-count") { Description = "Test images (the first N of the test split).", DefaultValueFactory = _ => 10000 };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder.", DefaultValueFactory = _ => ".vega-cache" };
+        var views = new Option<int>("--views") { Description = "Augmented views per training image for PiCO and PLCR (their strong views), embedded once and cached; 0 = none.", DefaultValueFactory = _ => 2 };
+        var viewScale = new Option<double>("--view-scale") { Description = "Smallest crop of an augmented view, as a fraction of the image area.", DefaultValueFactory = _ => 0.5 };
+        var losses = new Option<string[]>("--pll") { Description = "Partial-label losses (cc rc lws cavl naive pico plcr).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["cc", "rc", "lws", "cavl", "naive", "pico", "plcr"] };
+        var fixedWeight = new Option<double>("--fixed-align-weight") { Description = "λ of the fixed-weight alignment runs.", DefaultValueFactory = _ => 1.0 };
         var output = new Option<string?>("--out") { Description = "Append the markdown tables to this file." };
         var candidate = new Command("candidate-labels", "Zero-shot / linear probe / CoOp / CoOp + alignment with candidate labels on Fashion-MNIST, for every loss, q and seed.")
-            { models, idx, q, seeds, shots, epochs, lr, pool, testCount, cache, output };
+            { models, idx, q, seeds, shots, epochs, lr, pool, testCount, cache, views, viewScale, losses, fixedWeight, output };
         candidate.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             // Every argument and output is checked before the work starts.
+            int viewCount = CliChecks.Range("--views", parse.GetValue(views), 0, 1000, "augmented views per image");
+            double minScale = TuneCommand.ParseViewScale(parse.GetValue(viewScale));
+            var lossKinds = parse.GetValue(losses)!.Select(TuneCommand.ParseLoss).Distinct().ToArray();
+            double lambda = CliChecks.NonNegative("--fixed-align-weight", parse.GetValue(fixedWeight));
             string dir = CliChecks.InputFolder("--idx-dir", parse.GetValue(idx)!);
             string? outFile = parse.GetValue(output) is { } of ? CliChecks.OutputFile("--out", of) : null;
             string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
@@ -57,6 +65,8 @@ internal static class ExperimentCommand
                 Shots = parse.GetValue(shots),
                 Epochs = parse.GetValue(epochs),
                 CoopLearningRate = parse.GetValue(lr),
+                Losses = lossKinds,
+                FixedAlignmentWeight = lambda,
                 Log = line => AnsiConsole.MarkupLine(Markup.Escape(line)),
             };
             var doc = new StringBuilder();
@@ -67,10 +77,28 @@ internal static class ExperimentCommand
                 var train = CliInputs.EmbedWithProgress(model, trainSource, embedOptions, ct);
                 var test = CliInputs.EmbedWithProgress(model, testSource, embedOptions, ct);
                 int[] Labels(ImageEmbeddings e) => TuneCommand.LabelsOf(e.Items, classNames)!;
-                var cells = CandidateLabelExperiment.Run(model, train.Embeddings, Labels(train), test.Embeddings, Labels(test), classNames, settings, ct);
-                doc.Append(CultureInfo.InvariantCulture, $"\n### {model.Name}\n\nAccuracy (%) on the first {test.Embeddings.Count} test images, mean ± sd over seeds {string.Join(", ", settings.Seeds)}; {settings.Shots} shots per class, {settings.Epochs} epochs, CoOp lr {settings.CoopLearningRate}.\n\n");
+                var trainLabels = Labels(train);
+                Func<int[], IReadOnlyList<EmbeddingMatrix>>? viewsOf = null;
+                if (viewCount > 0 && lossKinds.Any(l => l is PartialLabelLossKind.PiCO or PartialLabelLossKind.PLCR))
+                {
+                    // Views of every image any seed draws as a shot, embedded once (and cached) through the engine.
+                    var union = settings.Seeds.SelectMany(s => CandidateLabels.SampleShots(trainLabels, classNames.Count, settings.Shots, s)).Distinct().Order().ToArray();
+                    var position = new Dictionary<int, int>();
+                    for (int p = 0; p < union.Length; p++) position[union[p]] = p;
+                    var viewSource = trainSource.Subset(union.Select(r => train.Items[r].Index).ToArray()).AugmentedViews(viewCount, 1, minScale);
+                    var all = TuneCommand.ViewMatrices(CliInputs.EmbedWithProgress(model, viewSource, embedOptions, ct), union.Length, viewCount);
+                    viewsOf = rows => all.Select(m =>
+                    {
+                        var v = new EmbeddingMatrix(rows.Length, m.Dimension);
+                        for (int r = 0; r < rows.Length; r++) m.Row(position[rows[r]]).CopyTo(v.Row(r));
+                        return v;
+                    }).ToArray();
+                }
+                var cells = CandidateLabelExperiment.Run(model, train.Embeddings, trainLabels, test.Embeddings, Labels(test), classNames, settings, ct, viewsOf);
+                doc.Append(CultureInfo.InvariantCulture, $"\n### {model.Name}\n\nAccuracy (%) on the first {test.Embeddings.Count} test images, mean ± sd over seeds {string.Join(", ", settings.Seeds)}; {settings.Shots} shots per class, {settings.Epochs} epochs, CoOp lr {settings.CoopLearningRate}");
+                doc.Append(viewsOf is null ? ".\n\n" : string.Create(CultureInfo.InvariantCulture, $"; PiCO and PLCR with {viewCount} augmented views per image (crops of {100 * minScale:F0}–100 % of the area).\n\n"));
                 doc.Append(CandidateLabelExperiment.Markdown(cells));
-                doc.Append("\nPrompt alignment against plain CoOp:\n\n").Append(CandidateLabelExperiment.AlignmentSummary(cells));
+                doc.Append("\nPrompt alignment against plain CoOp (dynamic weighting, and a fixed weight λ):\n\n").Append(CandidateLabelExperiment.AlignmentSummary(cells));
             }
             Console.WriteLine(doc.ToString());
             if (outFile is { } file)

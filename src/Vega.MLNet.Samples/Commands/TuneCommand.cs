@@ -24,8 +24,10 @@ internal static class TuneCommand
         var q = new Option<double?>("--q") { Description = "Generate candidate sets from the labels: every wrong label joins with probability q." };
         var shots = new Option<int?>("--shots") { Description = "Use k images per class (needs labels)." };
         var method = new Option<string>("--method") { Description = "zeroshot, lp (linear probe) or coop.", DefaultValueFactory = _ => "coop" };
-        var pll = new Option<string>("--pll") { Description = "Partial-label loss: cc, rc, lws, cavl, naive or ce.", DefaultValueFactory = _ => "cc" };
+        var pll = new Option<string>("--pll") { Description = "Partial-label loss: cc, rc, lws, cavl, naive, pico, plcr or ce (pico and plcr use --views as their strong views).", DefaultValueFactory = _ => "cc" };
         var align = new Option<string>("--align") { Description = "Prompt alignment to the handcrafted posterior: on or off.", DefaultValueFactory = _ => "on" };
+        var alignWeighting = new Option<string>("--align-weighting") { Description = "dynamic (the alignment term is λ times the partial-label term, through a detached ratio) or fixed (λ·L_align).", DefaultValueFactory = _ => "dynamic" };
+        var alignWeight = new Option<double>("--align-weight") { Description = "λ, the alignment weight.", DefaultValueFactory = _ => 1.0 };
         var epochs = new Option<int>("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => 50 };
         var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 };
         var lr = new Option<double>("--lr") { Description = "Base learning rate (CoOp 0.002; the linear probe uses AdamW 1e-3 by default).", DefaultValueFactory = _ => 0.002 };
@@ -36,11 +38,12 @@ internal static class TuneCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed (candidate generation, shots, initialisation, batch order).", DefaultValueFactory = _ => 1UL };
         var templates = new Option<string?>("--templates") { Description = "Handcrafted prompt templates file (zero-shot and alignment teacher)." };
         var cache = new Option<string?>("--cache") { Description = "Embedding cache folder.", DefaultValueFactory = _ => ".vega-cache" };
-        var views = new Option<int>("--views") { Description = "Augmented views per training image (random resized crop + flip), embedded once and cached; every epoch each image uses the original or one of its views.", DefaultValueFactory = _ => 0 };
+        var views = new Option<int>("--views") { Description = "Augmented views per training image (random resized crop + flip), embedded once and cached; every epoch each image uses the original or one of its views (pico, plcr: the strong views).", DefaultValueFactory = _ => 0 };
+        var viewScale = new Option<double>("--view-scale") { Description = "Smallest crop of an augmented view, as a fraction of the image area (CoOp: 0.08).", DefaultValueFactory = _ => 0.08 };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint folder: written every epoch; an interrupted run resumes from it." };
         var output = new Option<string>("--out") { Description = "Folder for the trained classifier.", Required = true };
         var command = new Command("tune", "Adapt a frozen CLIP model to training images with candidate-label sets.")
-            { model, train, labels, folders, classes, q, shots, method, pll, align, epochs, batch, lr, ctx, csc, position, ctxInit, seed, templates, cache, views, checkpoint, output };
+            { model, train, labels, folders, classes, q, shots, method, pll, align, alignWeighting, alignWeight, epochs, batch, lr, ctx, csc, position, ctxInit, seed, templates, cache, views, viewScale, checkpoint, output };
         command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             // Every argument and output is checked before the work starts.
@@ -52,11 +55,19 @@ internal static class TuneCommand
             double? flip = parse.GetValue(q) is double qv ? CliChecks.Probability("--q", qv) : null;
             int? shotCount = CliChecks.Range("--shots", parse.GetValue(shots), 1, 1_000_000, "images per class");
             int viewCount = CliChecks.Range("--views", parse.GetValue(views), 0, 1000, "augmented views per image");
+            var lossKind = ParseLoss(parse.GetValue(pll)!);
+            var weighting = ParseWeighting(parse.GetValue(alignWeighting)!);
+            double lambda = CliChecks.NonNegative("--align-weight", parse.GetValue(alignWeight));
+            double minScale = ParseViewScale(parse.GetValue(viewScale));
+            if (lossKind is PartialLabelLossKind.PiCO or PartialLabelLossKind.PLCR && viewCount < 1)
+                AnsiConsole.MarkupLine(Markup.Escape($"note: --pll {parse.GetValue(pll)} without --views: its strong views are the original images (add --views 2)."));
             var options = new PromptTuningOptions
             {
                 Method = ParseMethod(parse.GetValue(method)!),
-                Loss = ParseLoss(parse.GetValue(pll)!),
+                Loss = lossKind,
                 Align = parse.GetValue(align) switch { "on" => true, "off" => false, var a => throw new CliUsageException($"--align '{a}': use on or off.") },
+                AlignmentWeighting = weighting,
+                AlignmentWeight = lambda,
                 Epochs = CliChecks.Range("--epochs", parse.GetValue(epochs), 1, 1_000_000),
                 BatchSize = CliChecks.Range("--batch", parse.GetValue(batch), 1, 1 << 24, "images per step"),
                 LearningRate = CliChecks.Positive("--lr", parse.GetValue(lr)),
@@ -88,7 +99,7 @@ internal static class TuneCommand
             {
                 // Only the chosen training images get views: their original items, k crops each.
                 var chosen = source.Subset(rows.Select(r => embedded.Items[r].Index).ToArray());
-                var viewEmbeddings = CliInputs.EmbedWithProgress(clip, chosen.AugmentedViews(viewCount, parse.GetValue(seed)), embedOptions, ct);
+                var viewEmbeddings = CliInputs.EmbedWithProgress(clip, chosen.AugmentedViews(viewCount, parse.GetValue(seed), minScale), embedOptions, ct);
                 augmented = ViewMatrices(viewEmbeddings, rows.Length, viewCount);
             }
             AnsiConsole.MarkupLine(Markup.Escape($"{images.Count} training images, {classNames.Count} classes, mean candidate-set size {candidates.MeanSetSize():F2}"));
@@ -185,7 +196,19 @@ internal static class TuneCommand
         "lws" => PartialLabelLossKind.LWS,
         "cavl" => PartialLabelLossKind.CAVL,
         "naive" => PartialLabelLossKind.Naive,
+        "pico" => PartialLabelLossKind.PiCO,
+        "plcr" => PartialLabelLossKind.PLCR,
         "ce" => PartialLabelLossKind.CrossEntropy,
-        _ => throw new CliUsageException($"--pll '{s}': use cc, rc, lws, cavl, naive or ce."),
+        _ => throw new CliUsageException($"--pll '{s}': use cc, rc, lws, cavl, naive, pico, plcr or ce."),
     };
+
+    internal static AlignmentWeighting ParseWeighting(string s) => s.ToLowerInvariant() switch
+    {
+        "dynamic" => AlignmentWeighting.Dynamic,
+        "fixed" => AlignmentWeighting.Fixed,
+        _ => throw new CliUsageException($"--align-weighting '{s}': use dynamic or fixed."),
+    };
+
+    internal static double ParseViewScale(double v) =>
+        v > 0 && v <= 1 ? v : throw new CliUsageException($"--view-scale {v}: use a fraction of the image area in (0, 1].");
 }

@@ -148,18 +148,20 @@ public sealed class ImageSource
     }
 
     /// <summary>
-    /// <paramref name="views"/> augmented views of every item (random resized crop + flip, <see cref="RandomResizedCrop"/>),
+    /// <paramref name="views"/> augmented views of every item (random resized crop of <paramref name="minScale"/> to 100 % of
+    /// the area + flip, <see cref="RandomResizedCrop"/>),
     /// item-major: item i's view v is item i·views + v, with id "&lt;id&gt;#view&lt;v&gt;" and the same label and candidates.
     /// Loading decodes the original and applies the view's crop; the embedding engine squashes the crop to the model's
     /// input size and caches each view under its own key.
     /// </summary>
-    internal ImageSource AugmentedViews(int views, ulong seed)
+    internal ImageSource AugmentedViews(int views, ulong seed, double minScale = 0.08)
     {
         if (views < 1) throw new ArgumentOutOfRangeException(nameof(views), views, "At least one view.");
+        if (!(minScale > 0 && minScale <= 1)) throw new ArgumentOutOfRangeException(nameof(minScale), minScale, "The smallest crop must be a fraction of the area in (0, 1].");
         var items = new List<ImageItem>(Items.Count * views);
         foreach (var item in Items)
             for (int v = 0; v < views; v++)
-                items.Add(item with { Index = items.Count, Id = $"{item.Id}#view{v}", Augmentation = (new RandomResizedCrop(seed, v), item.Index) });
+                items.Add(item with { Index = items.Count, Id = $"{item.Id}#view{v}", Augmentation = (new RandomResizedCrop(seed, v, MinScale: minScale), item.Index) });
         return new ImageSource($"{Description}, {views} augmented views each", items, [], (item, options, reuse) =>
         {
             var original = _load(Items[item.Augmentation!.Value.SourceIndex], options, null);

@@ -76,6 +76,9 @@ internal static class OnnxFusion
 
     public static int Apply(List<OnnxInterpreter.Step> steps, OnnxValue?[] constants, bool[] pinned, string source)
     {
+        // The matchers read the inputs and outputs a well-formed node of each op type has; a graph with a malformed
+        // node of those types is not fused (the node's kernel reports the problem when it runs).
+        if (!steps.All(WellFormed)) return 0;
         var g = new Graph(steps, constants, pinned);
         int fused = 0;
         g.Index();
@@ -86,6 +89,20 @@ internal static class OnnxFusion
         steps.Clear();
         foreach (var s in g.Steps) if (s is not null) steps.Add(s);
         return fused;
+    }
+
+    private static bool WellFormed(OnnxInterpreter.Step s)
+    {
+        bool Out() => s.Outputs.Length >= 1 && s.Outputs[0] >= 0;
+        bool In(int count) => s.Inputs.Length == count && s.Inputs.All(i => i >= 0);
+        return s.OpType switch
+        {
+            "Div" or "Mul" or "Add" or "Sub" or "Pow" or "MatMul" => In(2) && Out(),
+            "Erf" or "Sigmoid" or "Sqrt" => In(1) && Out(),
+            "ReduceMean" => s.Inputs.Length >= 1 && s.Inputs[0] >= 0 && Out(),
+            "Gemm" => s.Inputs.Length is 2 or 3 && s.Inputs[0] >= 0 && s.Inputs[1] >= 0 && Out(),
+            _ => true,
+        };
     }
 
     /// <summary>Runs a matcher at every step; a match returns (indices to remove, index to put the fused step at, the step).</summary>

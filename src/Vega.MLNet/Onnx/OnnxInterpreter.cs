@@ -20,6 +20,15 @@ internal sealed record OnnxInterpreterOptions
     /// <summary>Replace known sub-graphs (decomposed LayerNorm, GELU, QuickGELU) by fused kernels with fused backward.</summary>
     public bool Fuse { get; init; } = true;
 
+    /// <summary>
+    /// The largest tensor, in elements, that a kernel may create (default 2^28: 1 GiB of float32). Ops whose result size
+    /// comes from data (ConstantOfShape, Expand, Range, Pad, broadcasting, Concat, Gather, MatMul, Conv, pooling) check it
+    /// before allocating, so a damaged or hostile model fails with an error naming the node instead of exhausting memory.
+    /// </summary>
+    public long MaxTensorElements { get; init; } = DefaultMaxTensorElements;
+
+    internal const long DefaultMaxTensorElements = 1L << 28;
+
     public static OnnxInterpreterOptions Default { get; } = new();
 }
 
@@ -177,7 +186,7 @@ internal sealed class OnnxInterpreter
         var producers = new Dictionary<string, OnnxNode>(StringComparer.Ordinal);
         foreach (var proto in graph.Node)
         {
-            var node = new OnnxNode(proto, opset, source);
+            var node = new OnnxNode(proto, opset, source) { MaxElements = options.MaxTensorElements };
             if (!string.IsNullOrEmpty(proto.Domain) && proto.Domain != "ai.onnx")
                 throw new InvalidDataException($"ONNX op '{proto.OpType}' of domain '{proto.Domain}' (node '{node.Name}') in '{source}' is not supported: the interpreter implements the default ONNX domain only.");
             if (!OnnxOps.Supported.TryGetValue(proto.OpType, out var info))
@@ -202,7 +211,12 @@ internal sealed class OnnxInterpreter
                 defined.Add(name);
                 producers[name] = node;
             }
-            OnnxKernel kernel = info.Factory(node);
+            OnnxKernel kernel;
+            try { kernel = info.Factory(node); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or NotSupportedException or OverflowException or FormatException)
+            {
+                throw node.Error(e.Message, e); // attribute values the op cannot use
+            }
             nodes.Add((node, kernel, ins, outs));
         }
 
@@ -471,10 +485,19 @@ internal sealed class OnnxInterpreter
             kernel(ins, outs);
         }
         catch (InvalidDataException) { throw; }
+        catch (OutOfMemoryException e)
+        {
+            if (node is not null) throw node.Error("ran out of memory (the model asks for tensors too large for this machine).", e);
+            throw new InvalidDataException($"ONNX {opType} node '{name}' in '{source}' ran out of memory.", e);
+        }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or NotSupportedException or OverflowException or DivideByZeroException)
         {
             if (node is not null) throw node.Error(e.Message, e);
             throw new InvalidDataException($"ONNX {opType} node '{name}' in '{source}': {e.Message}", e);
         }
+        if (node is not null)
+            for (int k = 0; k < outs.Length; k++)
+                if (outs[k] is null && node.HasOutput(k))
+                    throw node.Error($"produced no value for its output #{k} '{node.Proto.Output[k]}' (the node declares more outputs than the op computes).");
     }
 }

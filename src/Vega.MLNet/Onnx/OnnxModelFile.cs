@@ -24,7 +24,7 @@ internal static class OnnxModelFile
         }
         if (model.Graph is null)
             throw new InvalidDataException($"'{path}' has no graph: it is not an ONNX model.");
-        if (loadExternalData) LoadExternalData(model, Path.GetDirectoryName(Path.GetFullPath(path))!);
+        if (loadExternalData) LoadExternalData(model, Path.GetDirectoryName(Path.GetFullPath(path))!, path);
         return model;
     }
 
@@ -60,7 +60,7 @@ internal static class OnnxModelFile
             }
     }
 
-    private static void LoadExternalData(ModelProto model, string directory)
+    private static void LoadExternalData(ModelProto model, string directory, string modelPath)
     {
         foreach (var t in AllTensors(model.Graph))
         {
@@ -72,21 +72,22 @@ internal static class OnnxModelFile
                 switch (e.Key)
                 {
                     case "location": location = e.Value; break;
-                    case "offset": offset = long.Parse(e.Value, CultureInfo.InvariantCulture); break;
-                    case "length": length = long.Parse(e.Value, CultureInfo.InvariantCulture); break;
+                    case "offset" when !long.TryParse(e.Value, NumberStyles.None, CultureInfo.InvariantCulture, out offset):
+                    case "length" when !long.TryParse(e.Value, NumberStyles.None, CultureInfo.InvariantCulture, out length):
+                        throw new InvalidDataException($"Tensor '{t.Name}' in '{modelPath}' has an external-data {e.Key} '{e.Value}' that is not a non-negative integer.");
                 }
             }
-            if (location is null)
-                throw new InvalidDataException($"Tensor '{t.Name}' is stored externally but names no \"location\".");
+            if (string.IsNullOrEmpty(location) || location.Contains('\0'))
+                throw new InvalidDataException($"Tensor '{t.Name}' in '{modelPath}' is stored externally but names no valid \"location\".");
             string file = Path.GetFullPath(Path.Combine(directory, location));
-            if (!file.StartsWith(directory, StringComparison.Ordinal))
-                throw new InvalidDataException($"Tensor '{t.Name}' points outside the model folder ('{location}').");
+            if (!file.StartsWith(directory.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                throw new InvalidDataException($"Tensor '{t.Name}' in '{modelPath}' points outside the model folder ('{location}').");
             if (!File.Exists(file))
                 throw new FileNotFoundException($"The external data file '{file}' of tensor '{t.Name}' is missing; keep it beside the model.", file);
             using var stream = File.OpenRead(file);
             if (length < 0) length = stream.Length - offset;
-            if (offset < 0 || offset + length > stream.Length)
-                throw new InvalidDataException($"Tensor '{t.Name}' wants bytes {offset}..{offset + length} of '{file}', which has {stream.Length}.");
+            if (offset < 0 || length < 0 || offset > stream.Length || length > stream.Length - offset || length > int.MaxValue)
+                throw new InvalidDataException($"Tensor '{t.Name}' in '{modelPath}' wants bytes {offset}..{offset + length} of '{file}', which has {stream.Length}.");
             var bytes = new byte[length];
             stream.Position = offset;
             stream.ReadExactly(bytes);

@@ -62,6 +62,30 @@ internal sealed class OnnxNode
 
     public TensorProto? Tensor(string name) => _attributes.TryGetValue(name, out var a) ? a.T : null;
 
+    /// <summary>The largest tensor (in elements) a kernel of this node may create (<see cref="OnnxInterpreterOptions.MaxTensorElements"/>).</summary>
+    public long MaxElements { get; init; } = OnnxInterpreterOptions.DefaultMaxTensorElements;
+
+    /// <summary>Refuses a result of <paramref name="count"/> elements above <see cref="MaxElements"/> before it is allocated.</summary>
+    public void CheckElements(long count, string what = "the result")
+    {
+        if (count > MaxElements)
+            throw Error($"{what} would have {count} elements, more than the interpreter's limit of {MaxElements} (OnnxInterpreterOptions.MaxTensorElements).");
+    }
+
+    /// <summary>Refuses a result of shape <paramref name="shape"/> above <see cref="MaxElements"/> (the product saturates instead of overflowing).</summary>
+    public void CheckElements(ReadOnlySpan<int> shape, string what = "the result") => CheckElements(SaturatingProduct(shape), what);
+
+    internal static long SaturatingProduct(ReadOnlySpan<int> shape)
+    {
+        long p = 1;
+        foreach (int d in shape)
+        {
+            if (d <= 0) return 0;
+            p = p > long.MaxValue / d ? long.MaxValue : p * d;
+        }
+        return p;
+    }
+
     /// <summary>An exception that names the op, the node and the file.</summary>
     public InvalidDataException Error(string message, Exception? inner = null) => new($"ONNX {OpType} node '{Name}' (opset {Opset}) in '{Source}': {message}", inner);
 

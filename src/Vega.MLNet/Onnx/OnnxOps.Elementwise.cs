@@ -47,6 +47,7 @@ internal static partial class OnnxOps
     {
         var a = n.Required(i, 0, "A");
         var b = n.Required(i, 1, "B");
+        CheckBroadcast(n, a.Shape, b.Shape);
         if (a.IsFloat && b.IsFloat) o[0] = OnnxValue.FromTensor(FloatArithmetic(op, a.Tensor!, b.Tensor!));
         else if (!a.IsFloat && !b.IsFloat)
         {
@@ -61,6 +62,20 @@ internal static partial class OnnxOps
         }
         else throw n.Error($"cannot mix {a.Type} and {b.Type} inputs (insert a Cast).");
     };
+
+    /// <summary>Refuses a broadcast result above the node's element limit (an impossible broadcast is left to the op's own error).</summary>
+    internal static void CheckBroadcast(OnnxNode n, params int[][] shapes)
+    {
+        int rank = shapes.Max(s => s.Length);
+        var dims = new int[rank];
+        foreach (var s in shapes)
+            for (int k = 0; k < s.Length; k++)
+            {
+                int d = rank - s.Length + k;
+                dims[d] = s[k] == 0 || dims[d] == 0 ? 0 : Math.Max(dims[d], s[k]);
+            }
+        n.CheckElements(dims);
+    }
 
     /// <summary>a op b for float tensors; a constant one-element right operand that does not grow the shape uses the scalar ops.</summary>
     internal static Tensor FloatArithmetic(BinaryOp op, Tensor a, Tensor b)
@@ -100,6 +115,7 @@ internal static partial class OnnxOps
     {
         var a = n.Required(i, 0, "X");
         var b = n.Required(i, 1, "Y");
+        CheckBroadcast(n, a.Shape, b.Shape);
         if (a.IsFloat)
         {
             var x = a.Tensor!;
@@ -211,6 +227,7 @@ internal static partial class OnnxOps
         var a = n.Required(i, 0, "A");
         var b = n.Required(i, 1, "B");
         if (a.IsFloat != b.IsFloat) throw n.Error($"cannot compare {a.Type} with {b.Type}.");
+        CheckBroadcast(n, a.Shape, b.Shape);
         if (!a.IsFloat)
         {
             o[0] = IntBinary(n, a, b, OnnxElementType.Bool, (x, y) => onInts(x, y) ? 1 : 0);
@@ -233,6 +250,7 @@ internal static partial class OnnxOps
         var a = n.Required(i, 0, "A");
         var b = n.Required(i, 1, "B");
         if (a.Type != OnnxElementType.Bool || b.Type != OnnxElementType.Bool) throw n.Error($"expects bool inputs, got {a.Type} and {b.Type}.");
+        CheckBroadcast(n, a.Shape, b.Shape);
         o[0] = IntBinary(n, a, b, OnnxElementType.Bool, f);
     };
 
@@ -251,6 +269,7 @@ internal static partial class OnnxOps
         var x = n.Required(i, 1, "X");
         var y = n.Required(i, 2, "Y");
         if (c.IsFloat) throw n.Error("the condition must be bool.");
+        CheckBroadcast(n, c.Shape, x.Shape, y.Shape);
         if (x.IsFloat && y.IsFloat)
         {
             try { o[0] = OnnxValue.FromTensor(Ops.Where(c.AsTensor(), x.Tensor!, y.Tensor!)); }

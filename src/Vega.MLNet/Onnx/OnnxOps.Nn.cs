@@ -18,6 +18,14 @@ internal static partial class OnnxOps
     {
         var a = Float(n, n.Required(i, 0, "A"), "A");
         var b = Float(n, n.Required(i, 1, "B"), "B");
+        if (a.Rank >= 1 && b.Rank >= 1)
+        {
+            // [batch…, M, K] · [batch…, K, N]: the broadcast batch times M·N (1-D operands contribute no M or N).
+            var batchA = a.Rank > 2 ? a.Shape[..^2] : [];
+            var batchB = b.Rank > 2 ? b.Shape[..^2] : [];
+            int m = a.Rank >= 2 ? a.Shape[^2] : 1, cols = b.Rank >= 2 ? b.Shape[^1] : 1;
+            CheckBroadcast(n, [.. batchA, m, 1], [.. batchB, 1, cols]);
+        }
         try { o[0] = OnnxValue.FromTensor(Ops.MatMul(a, b)); }
         catch (ArgumentException e) { throw n.Error(e.Message); }
     };
@@ -32,6 +40,7 @@ internal static partial class OnnxOps
             var b = Float(n, n.Required(i, 1, "B"), "B");
             var c = i.Length > 2 && i[2] is { } cv ? Float(n, cv, "C") : null;
             if (a.Rank != 2 || b.Rank != 2) throw n.Error($"A and B must be 2-D, got {a.ShapeString} and {b.ShapeString}.");
+            n.CheckElements((long)a.Shape[transA ? 1 : 0] * b.Shape[transB ? 0 : 1]);
             try { o[0] = OnnxValue.FromTensor(Ops.Gemm(a, b, c, alpha, beta, transA, transB)); }
             catch (ArgumentException e) { throw n.Error(e.Message); }
         };
@@ -135,6 +144,10 @@ internal static partial class OnnxOps
                 default: throw n.Error($"auto_pad '{autoPad}' is not supported.");
             }
             if (pt != pb || pl != pr) throw n.Error($"asymmetric padding [{pt}, {pl}, {pb}, {pr}] is not supported.");
+            if (sh < 1 || sw < 1) throw n.Error($"strides ({sh}, {sw}) must be positive.");
+            if (pt < 0 || pl < 0 || pt > int.MaxValue / 4 || pl > int.MaxValue / 4) throw n.Error($"pads ({pt}, {pl}) must be ≥ 0 and reasonably small.");
+            long oh = (x.Shape[2] + 2 * pt - kh) / sh + 1, ow = (x.Shape[3] + 2 * pl - kw) / sw + 1;
+            if (oh > 0 && ow > 0) n.CheckElements(Math.Min(long.MaxValue / 4, (long)x.Shape[0] * w.Shape[0] * oh * ow));
             try { o[0] = OnnxValue.FromTensor(Ops.Conv2d(x, w, bias, sh, sw, (int)pt, (int)pl)); }
             catch (ArgumentException e) { throw n.Error(e.Message); }
         };

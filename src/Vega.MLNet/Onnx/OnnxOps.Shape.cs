@@ -48,6 +48,7 @@ internal static partial class OnnxOps
             var shapeValue = n.Required(i, 0, "shape");
             var shape = ToIntShape(n, Ints(n, shapeValue, "shape"), "shape");
             Shapes.Validate(shape, "shape");
+            n.CheckElements(shape);
             if (fill is null || fill.IsFloat)
             {
                 float v = fill is null ? 0f : fill.Tensor!.Data[fill.Tensor.Offset];
@@ -72,7 +73,9 @@ internal static partial class OnnxOps
         {
             double s = start.Tensor!.Data[start.Tensor.Offset], l = FloatData(Float(n, limit, "limit"))[0], d = FloatData(Float(n, delta, "delta"))[0];
             if (d == 0) throw n.Error("delta is 0.");
-            long count = Math.Max((long)Math.Ceiling((l - s) / d), 0);
+            double steps = Math.Ceiling((l - s) / d);
+            long count = double.IsNaN(steps) || steps <= 0 ? 0 : steps >= long.MaxValue ? long.MaxValue : (long)steps;
+            n.CheckElements(count);
             var t = Tensor.Empty(checked((int)count));
             var span = t.Span;
             for (int k = 0; k < count; k++) span[k] = (float)(s + k * d);
@@ -82,7 +85,9 @@ internal static partial class OnnxOps
         {
             long s = ScalarInt(n, start, "start"), l = ScalarInt(n, limit, "limit"), d = ScalarInt(n, delta, "delta");
             if (d == 0) throw n.Error("delta is 0.");
-            long count = Math.Max((long)Math.Ceiling((double)(l - s) / d), 0);
+            double steps = Math.Ceiling(((double)l - s) / d);
+            long count = steps <= 0 ? 0 : steps >= long.MaxValue ? long.MaxValue : (long)steps;
+            n.CheckElements(count);
             var r = new long[count];
             for (long k = 0; k < count; k++) r[k] = OnnxValue.Wrap(s + k * d, start.Type);
             o[0] = OnnxValue.FromInts(r, [checked((int)count)], start.Type);
@@ -379,6 +384,9 @@ internal static partial class OnnxOps
                     if (d != ax && p.Shape[d] != first.Shape[d])
                         throw n.Error($"shapes {Shapes.ToString(first.Shape)} and {Shapes.ToString(p.Shape)} differ outside axis {ax}.");
             }
+            long total = 0;
+            foreach (var p in parts) total += p.Length;
+            n.CheckElements(total);
             if (first.IsFloat)
             {
                 var tensors = new List<Tensor>(parts.Count);
@@ -421,6 +429,7 @@ internal static partial class OnnxOps
                 if (v < 0 || v >= dim) throw n.Error($"index {idx[k]} is out of range for axis {ax} of size {dim}.");
                 flat[k] = (int)v;
             }
+            n.CheckElements(OnnxNode.SaturatingProduct([.. data.Shape[..ax], .. indices.Shape, .. data.Shape[(ax + 1)..]]));
             if (data.IsFloat)
             {
                 o[0] = OnnxValue.FromTensor(Ops.Gather(data.Tensor!, ax, flat, indices.Shape));
@@ -451,6 +460,7 @@ internal static partial class OnnxOps
         int[] shape;
         try { shape = Shapes.Broadcast(x.Shape, target, "Expand"); }
         catch (ArgumentException e) { throw n.Error(e.Message); }
+        n.CheckElements(shape);
         if (x.IsFloat)
         {
             o[0] = OnnxValue.FromTensor(Ops.Expand(x.Tensor!, shape));

@@ -12,7 +12,7 @@ internal sealed record OnnxOpInfo(string OpType, int SinceVersion, Func<OnnxNode
 /// <summary>
 /// The operator table of the interpreter: op_type → kernel factory, for the default ONNX domain. Kernels map float
 /// values onto the differentiable tensor-core ops (<see cref="Ops"/>) and integer/bool values onto small host loops.
-/// One file per op family (OnnxOps.Elementwise.cs, .Shape.cs, .Reduce.cs, .Nn.cs).
+/// One file per op family (OnnxOps.Elementwise.cs, .Shape.cs, .Reduce.cs, .Nn.cs, .Pool.cs).
 /// </summary>
 internal static partial class OnnxOps
 {
@@ -31,6 +31,7 @@ internal static partial class OnnxOps
         AddShapeOps(list);
         AddReductions(list);
         AddNn(list);
+        AddPooling(list);
         var table = new Dictionary<string, OnnxOpInfo>(StringComparer.Ordinal);
         foreach (var op in list) table.Add(op.OpType, op);
         return table;

@@ -104,23 +104,36 @@ internal sealed class OnnxValue
         }
         if (t.DataLocation == TensorProto.Types.DataLocation.External)
             throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' is stored externally and was not loaded (load the model with OnnxModelFile.Load from its folder).");
+        // The element count must fit an array; the data present must match it (checked below before allocating).
+        long n = OnnxNode.SaturatingProduct(dims);
+        if (n > int.MaxValue)
+            throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' has shape [{string.Join(", ", t.Dims)}]: too many elements.");
         if (type == OnnxElementType.Float)
         {
-            var data = TensorProtoData.ToFloats(t);
+            float[] data;
+            try { data = TensorProtoData.ToFloats(t); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"'{source}': {e.Message}", e); }
             var tensor = Tensors.Tensor.Wrap(data, dims);
             tensor.Name = t.Name;
             return FromTensor(tensor);
         }
         if (!IsIntegral(type))
             throw new NotSupportedException($"Tensor '{t.Name}' in '{source}' has element type {type}; the interpreter handles float32, integer and bool tensors.");
-        long n = Shapes.Product(dims);
-        var values = new long[n];
         var raw = t.RawData.Span;
+        if (!raw.IsEmpty && raw.Length != n * ElementSize(type))
+            throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' has {raw.Length} raw bytes; shape [{string.Join(", ", t.Dims)}] of {type} needs {n * ElementSize(type)}.");
+        long typedCount = type switch
+        {
+            OnnxElementType.Int64 => t.Int64Data.Count,
+            OnnxElementType.UInt32 or OnnxElementType.UInt64 => t.Uint64Data.Count,
+            _ => t.Int32Data.Count,
+        };
+        if (raw.IsEmpty && typedCount != n)
+            throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' of shape [{string.Join(", ", t.Dims)}] holds {typedCount} values instead of {n}.");
+        var values = new long[n];
         if (!raw.IsEmpty)
         {
             int size = ElementSize(type);
-            if (raw.Length != n * size)
-                throw new InvalidDataException($"Tensor '{t.Name}' in '{source}' has {raw.Length} raw bytes; shape [{string.Join(", ", t.Dims)}] of {type} needs {n * size}.");
             for (int i = 0; i < n; i++)
             {
                 var b = raw.Slice(i * size, size);

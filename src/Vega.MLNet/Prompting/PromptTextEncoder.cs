@@ -91,6 +91,12 @@ internal sealed class PromptTextEncoder
 
     public string Output { get; }
 
+    /// <summary>The element type the tower declares for the ids (any integer type).</summary>
+    public OnnxElementType IdsType { get; private init; } = OnnxElementType.Int64;
+
+    /// <summary>The element type the tower declares for the attention mask (integer, bool or float32).</summary>
+    public OnnxElementType MaskType { get; private init; } = OnnxElementType.Int64;
+
     /// <summary>The token-embedding Gather's output (bound: fed with the assembled embeddings).</summary>
     public string GatherOutput { get; }
 
@@ -119,7 +125,7 @@ internal sealed class PromptTextEncoder
         var graph = model.Graph ?? throw new InvalidDataException($"'{source}' has no graph: it is not an ONNX model.");
         var initializerNames = graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         var inputs = graph.Input.Where(i => !initializerNames.Contains(i.Name)).ToList();
-        static bool IsInt(ValueInfoProto v) => v.Type?.TensorType is { } t && (OnnxElementType)t.ElemType is OnnxElementType.Int64 or OnnxElementType.Int32;
+        static bool IsInt(ValueInfoProto v) => v.Type?.TensorType is { } t && OnnxValue.IsIntegral((OnnxElementType)t.ElemType) && (OnnxElementType)t.ElemType != OnnxElementType.Bool;
 
         string ids = options.IdsInput
             ?? (inputs.Any(i => i.Name == "input_ids") ? "input_ids" : null)
@@ -155,8 +161,28 @@ internal sealed class PromptTextEncoder
         var idsInfo = interpreter.Inputs.FirstOrDefault(i => i.Name == ids)
             ?? throw new InvalidDataException($"'{source}': the interpreter does not read '{ids}' (is the tower pooled without the ids?).");
         int? fixedLength = idsInfo.Dims is { Length: 2 } d ? d[1] : null;
-        if (mask is not null && interpreter.Inputs.All(i => i.Name != mask)) mask = null;
-        return new PromptTextEncoder(model, source, interpreter, ids, mask, output, gather.Output[0], table, fixedLength, options.MaxLength);
+        // Feed the ids and the mask with the element types the tower declares (int64 in most exports, int32 in some;
+        // the mask may also be bool or float32).
+        var idsType = idsInfo.Type == OnnxElementType.Undefined ? OnnxElementType.Int64 : idsInfo.Type;
+        if (!OnnxValue.IsIntegral(idsType) || idsType == OnnxElementType.Bool)
+            throw new InvalidDataException($"'{source}': the token-id input '{ids}' is {idsType}; token ids must be an integer type.");
+        var maskType = OnnxElementType.Int64;
+        if (mask is not null)
+        {
+            var maskInfo = interpreter.Inputs.FirstOrDefault(i => i.Name == mask);
+            if (maskInfo is null) mask = null;
+            else
+            {
+                maskType = maskInfo.Type == OnnxElementType.Undefined ? OnnxElementType.Int64 : maskInfo.Type;
+                if (!OnnxValue.IsSupported(maskType))
+                    throw new InvalidDataException($"'{source}': the attention-mask input '{mask}' is {maskType}; it must be an integer, bool or float32 tensor.");
+            }
+        }
+        return new PromptTextEncoder(model, source, interpreter, ids, mask, output, gather.Output[0], table, fixedLength, options.MaxLength)
+        {
+            IdsType = idsType,
+            MaskType = maskType,
+        };
     }
 
     /// <summary>Lays out prompts for this tower (fixed length, or the longest prompt for a dynamic tower).</summary>
@@ -188,9 +214,28 @@ internal sealed class PromptTextEncoder
             baseEmbeddings = Ops.Gather(TokenEmbedding, 0, idx, [c, l]);
         }
         finally { TensorScope.Restore(previous); }
-        var ids = OnnxValue.FromInts(layout.Ids, [c, l]);
-        var mask = MaskInput is null ? null : OnnxValue.FromInts(layout.AttentionMask(), [c, l]);
-        return new PreparedPrompts(layout, baseEmbeddings, ids, mask);
+        return new PreparedPrompts(layout, baseEmbeddings, IdsValue(layout.Ids, [c, l]), MaskInput is null ? null : MaskValue(layout.AttentionMask(), [c, l]));
+    }
+
+    /// <summary>The ids as the tower's declared type; an id that does not fit it is an error naming the input.</summary>
+    private OnnxValue IdsValue(long[] ids, int[] shape)
+    {
+        if (IdsType == OnnxElementType.Int64) return OnnxValue.FromInts(ids, shape);
+        var values = new long[ids.Length];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            values[i] = OnnxValue.Wrap(ids[i], IdsType);
+            if (values[i] != ids[i])
+                throw new InvalidDataException($"'{Source}': token id {ids[i]} does not fit the {IdsType} input '{IdsInput}'.");
+        }
+        return OnnxValue.FromInts(values, shape, IdsType);
+    }
+
+    /// <summary>The attention mask (1 = token, 0 = padding) as the tower's declared type.</summary>
+    private OnnxValue MaskValue(long[] mask, int[] shape)
+    {
+        if (MaskType == OnnxElementType.Float) return OnnxValue.FromTensor(Tensor.Wrap(Array.ConvertAll(mask, v => (float)v), shape)); // persistent
+        return OnnxValue.FromInts((long[])mask.Clone(), shape, MaskType);
     }
 
     /// <summary>A trainable context: unified [M, width] or class-specific [C, M, width], drawn from N(0, std²) like CoOp.</summary>
@@ -247,9 +292,7 @@ internal sealed class PromptTextEncoder
         int width = FixedLength ?? layout.Lengths.AsSpan(start, count).ToArray().Max();
         var sub = layout.Subset(start, count, width);
         var embeds = Ops.Slice(prompts.BaseEmbeddings, [start, 0], [start + count, width], [0, 1]);
-        var ids = OnnxValue.FromInts(sub.Ids, [count, width]);
-        var mask = MaskInput is null ? null : OnnxValue.FromInts(sub.AttentionMask(), [count, width]);
-        return new PreparedPrompts(sub, embeds, ids, mask);
+        return new PreparedPrompts(sub, embeds, IdsValue(sub.Ids, [count, width]), MaskInput is null ? null : MaskValue(sub.AttentionMask(), [count, width]));
     }
 
     /// <summary>

@@ -125,6 +125,22 @@ internal static class SafeTensors
         }
         using (doc)
         {
+            try
+            {
+                return ParseHeader(doc, bytes, dataStart, dataLength, Bad);
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or OverflowException)
+            {
+                // JsonElement accessors throw these for text that is not valid UTF-8 or values of the wrong kind.
+                throw new InvalidDataException(Bad($"the header cannot be read ({e.Message})."), e);
+            }
+        }
+    }
+
+    private static Contents ParseHeader(JsonDocument doc, byte[] bytes, int dataStart, long dataLength, Func<string, string> bad)
+    {
+        string Bad(string why) => bad(why);
+        {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException(Bad("the header is not a JSON object."));
             var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -144,6 +160,7 @@ internal static class SafeTensors
                 var e = prop.Value;
                 if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("dtype", out var dt) || !e.TryGetProperty("shape", out var sh) || !e.TryGetProperty("data_offsets", out var off))
                     throw new InvalidDataException(Bad($"tensor '{prop.Name}' lacks dtype, shape or data_offsets."));
+                if (dt.ValueKind != JsonValueKind.String) throw new InvalidDataException(Bad($"the dtype of '{prop.Name}' is not a string."));
                 string dtype = dt.GetString() ?? "";
                 int size = dtype switch { "F32" => 4, "F16" => 2, "BF16" => 2, "F64" => 8, _ => 0 };
                 if (size == 0) throw new InvalidDataException(Bad($"tensor '{prop.Name}' has dtype '{dtype}'; only F32, F16, BF16 and F64 can be read as float32."));
@@ -153,16 +170,18 @@ internal static class SafeTensors
                 int k = 0;
                 foreach (var d in sh.EnumerateArray())
                 {
-                    if (!d.TryGetInt64(out long v) || v < 0 || v > int.MaxValue) throw new InvalidDataException(Bad($"the shape of '{prop.Name}' has an invalid dimension."));
+                    if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0 || v > int.MaxValue) throw new InvalidDataException(Bad($"the shape of '{prop.Name}' has an invalid dimension."));
                     shape[k++] = (int)v;
                     count *= v;
                     if (count > int.MaxValue) throw new InvalidDataException(Bad($"'{prop.Name}' has more than {int.MaxValue} elements."));
                 }
                 if (off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2) throw new InvalidDataException(Bad($"data_offsets of '{prop.Name}' is not [begin, end]."));
-                if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin || end > dataLength)
+                if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number ||
+                    !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin || end > dataLength)
                     throw new InvalidDataException(Bad($"data_offsets of '{prop.Name}' ({off}) are outside the data section of {dataLength} bytes."));
                 if (end - begin != count * size)
                     throw new InvalidDataException(Bad($"'{prop.Name}' has shape {Shapes.ToString(shape)} × {size} bytes = {count * size} bytes but data_offsets span {end - begin}."));
+                if (tensors.ContainsKey(prop.Name)) throw new InvalidDataException(Bad($"tensor '{prop.Name}' appears twice in the header."));
                 spans.Add((begin, end, prop.Name));
                 var t = Tensor.Create(shape, zero: false, persistent: true);
                 Decode(bytes.AsSpan(dataStart + (int)begin, (int)(end - begin)), dtype, t.Span);

@@ -17,10 +17,11 @@ internal static class Shapes
         }
     }
 
+    /// <summary>The number of elements (checked: a product beyond long's range throws <see cref="OverflowException"/>).</summary>
     public static long Product(ReadOnlySpan<int> shape)
     {
         long n = 1;
-        foreach (int d in shape) n *= d;
+        foreach (int d in shape) n = checked(n * d);
         return n;
     }
 

@@ -15,20 +15,26 @@ internal sealed record CandidateLabelExperimentSettings
     public int ContextTokens { get; init; } = 16;
     public double CoopLearningRate { get; init; } = 0.002;
     public IReadOnlyList<PartialLabelLossKind> Losses { get; init; } =
-        [PartialLabelLossKind.CC, PartialLabelLossKind.RC, PartialLabelLossKind.LWS, PartialLabelLossKind.CAVL, PartialLabelLossKind.Naive];
+        [PartialLabelLossKind.CC, PartialLabelLossKind.RC, PartialLabelLossKind.LWS, PartialLabelLossKind.CAVL, PartialLabelLossKind.Naive, PartialLabelLossKind.PiCO, PartialLabelLossKind.PLCR];
+    /// <summary>λ of the "CoOp + alignment (fixed λ)" runs, beside the dynamic weighting of "CoOp + alignment".</summary>
+    public double FixedAlignmentWeight { get; init; } = 1.0;
     public Action<string>? Log { get; init; }
 }
 
 /// <summary>
-/// Zero-shot, linear probe and CoOp (with and without prompt alignment), for every partial-label loss, flipping
-/// probability q and seed: k-shot training images with generated candidate sets, accuracy on a labelled test set.
+/// Zero-shot, linear probe and CoOp (without prompt alignment, with dynamically weighted alignment and with a fixed
+/// alignment weight), for every partial-label loss, flipping probability q and seed: k-shot training images with
+/// generated candidate sets, accuracy on a labelled test set. PiCO and PLCR get the training images' cached augmented
+/// views (their strong views) when <c>viewsOf</c> is given; the other objectives train on the originals.
 /// </summary>
 internal static class CandidateLabelExperiment
 {
     public sealed record Cell(string Method, double Q, ulong Seed, double Accuracy, double MeanSetSize);
 
+    /// <summary>Every run of the grid; <paramref name="viewsOf"/> gives the augmented views of the given pool rows (one
+    /// matrix per view, rows in the given order), or is null.</summary>
     public static IReadOnlyList<Cell> Run(ClipModel model, EmbeddingMatrix trainPool, int[] trainLabels, EmbeddingMatrix test, int[] testLabels,
-        IReadOnlyList<string> classNames, CandidateLabelExperimentSettings s, CancellationToken ct = default)
+        IReadOnlyList<string> classNames, CandidateLabelExperimentSettings s, CancellationToken ct = default, Func<int[], IReadOnlyList<EmbeddingMatrix>>? viewsOf = null)
     {
         var cells = new List<Cell>();
         var zeroShot = PromptTuner.Tune(model, new EmbeddingMatrix(0, model.EmbeddingDimension), CandidateLabels.FromLabels([], classNames.Count), classNames,
@@ -44,6 +50,7 @@ internal static class CandidateLabelExperiment
                 var labels = rows.Select(r => trainLabels[r]).ToArray();
                 var candidates = CandidateLabels.Generate(labels, classNames.Count, q, seed * 7919 + (ulong)(q * 1000));
                 double size = candidates.MeanSetSize();
+                var views = viewsOf?.Invoke(rows);
                 cells.Add(new Cell("zero-shot", q, seed, zs, size));
                 foreach (var loss in s.Losses)
                 {
@@ -53,10 +60,16 @@ internal static class CandidateLabelExperiment
                         ($"linear probe · {Name(loss)}", baseOptions with { Method = TuningMethod.LinearProbe, Align = false }),
                         ($"CoOp · {Name(loss)}", baseOptions with { Method = TuningMethod.CoOp, Align = false, LearningRate = s.CoopLearningRate }),
                         ($"CoOp + alignment · {Name(loss)}", baseOptions with { Method = TuningMethod.CoOp, Align = true, LearningRate = s.CoopLearningRate }),
+                        ($"{FixedName(s)} · {Name(loss)}", baseOptions with
+                        {
+                            Method = TuningMethod.CoOp, Align = true, LearningRate = s.CoopLearningRate,
+                            AlignmentWeighting = AlignmentWeighting.Fixed, AlignmentWeight = s.FixedAlignmentWeight,
+                        }),
                     };
+                    bool strongViews = loss is PartialLabelLossKind.PiCO or PartialLabelLossKind.PLCR;
                     foreach (var (name, options) in runs)
                     {
-                        var result = PromptTuner.Tune(model, train, candidates, classNames, options, labels, ct);
+                        var result = PromptTuner.Tune(model, train, candidates, classNames, options, labels, ct, strongViews ? views : null);
                         double acc = result.Classifier.Accuracy(test, testLabels);
                         cells.Add(new Cell(name, q, seed, acc, size));
                         s.Log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"q={q} seed={seed} {name}: {acc:P2}"));
@@ -65,6 +78,9 @@ internal static class CandidateLabelExperiment
             }
         return cells;
     }
+
+    private static string FixedName(CandidateLabelExperimentSettings s) =>
+        string.Create(CultureInfo.InvariantCulture, $"CoOp + alignment (fixed λ = {s.FixedAlignmentWeight})");
 
     public static string Name(PartialLabelLossKind k) => k switch
     {
@@ -101,20 +117,33 @@ internal static class CandidateLabelExperiment
         return sb.ToString();
     }
 
-    /// <summary>For each (loss, q): alignment's mean gain in points over plain CoOp, and how many seeds it won.</summary>
+    /// <summary>For each (loss, q): the mean gain in points of dynamically weighted and of fixed-weight alignment over
+    /// plain CoOp, and how many seeds the dynamic weighting won.</summary>
     public static string AlignmentSummary(IReadOnlyList<Cell> cells)
     {
-        var sb = new StringBuilder("| loss | q | CoOp | CoOp + alignment | gain (points) | seeds won |\n| --- | --- | --- | --- | --- | --- |\n");
+        var sb = new StringBuilder("| loss | q | CoOp | + alignment (dynamic) | + alignment (fixed λ) | gain dynamic | gain fixed | seeds won (dynamic) |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
         foreach (var group in cells.Where(c => c.Method.StartsWith("CoOp · ", StringComparison.Ordinal)).GroupBy(c => (c.Method, c.Q)))
         {
             string loss = group.Key.Method["CoOp · ".Length..];
             var plain = group.OrderBy(c => c.Seed).ToArray();
             var aligned = cells.Where(c => c.Method == $"CoOp + alignment · {loss}" && c.Q == group.Key.Q).OrderBy(c => c.Seed).ToArray();
-            double gain = 100 * (aligned.Average(c => c.Accuracy) - plain.Average(c => c.Accuracy));
+            var fixedRuns = cells.Where(c => c.Method.StartsWith("CoOp + alignment (fixed", StringComparison.Ordinal) && c.Method.EndsWith($" · {loss}", StringComparison.Ordinal) && c.Q == group.Key.Q)
+                .OrderBy(c => c.Seed).ToArray();
+            double basis = 100 * plain.Average(c => c.Accuracy);
+            double dynamic = aligned.Length > 0 ? 100 * aligned.Average(c => c.Accuracy) : double.NaN;
+            double fixedAcc = fixedRuns.Length > 0 ? 100 * fixedRuns.Average(c => c.Accuracy) : double.NaN;
             int won = plain.Zip(aligned).Count(p => p.Second.Accuracy > p.First.Accuracy);
             sb.Append(CultureInfo.InvariantCulture,
-                $"| {loss} | {group.Key.Q} | {100 * plain.Average(c => c.Accuracy):F1} | {100 * aligned.Average(c => c.Accuracy):F1} | {gain:+0.0;-0.0} | {won}/{plain.Length} |\n");
+                $"| {loss} | {group.Key.Q} | {basis:F1} | {dynamic:F1} | {fixedAcc:F1} | {Signed(dynamic - basis)} | {Signed(fixedAcc - basis)} | {won}/{plain.Length} |\n");
         }
         return sb.ToString();
+    }
+
+    /// <summary>A difference in points with its sign, one decimal ("+0.0" for anything that rounds to zero).</summary>
+    internal static string Signed(double points)
+    {
+        double r = Math.Round(points, 1);
+        if (r == 0) r = 0; // no "-0.0"
+        return r.ToString("+0.0;-0.0;+0.0", CultureInfo.InvariantCulture);
     }
 }

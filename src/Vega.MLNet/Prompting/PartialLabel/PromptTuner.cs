@@ -22,6 +22,19 @@ public sealed record PromptTuningOptions
     /// <summary>Align the prediction to the handcrafted prompt's candidate-restricted posterior.</summary>
     public bool Align { get; init; } = true;
 
+    /// <summary>How the alignment term is weighted: dynamic (the reference code's: λ times the partial-label term's value,
+    /// through a detached ratio) or fixed (λ·L_align).</summary>
+    public AlignmentWeighting AlignmentWeighting { get; init; } = AlignmentWeighting.Dynamic;
+
+    /// <summary>λ, the alignment weight (a multiple of the partial-label term with dynamic weighting).</summary>
+    public double AlignmentWeight { get; init; } = 1.0;
+
+    /// <summary>Hyper-parameters of the PiCO objective.</summary>
+    public PicoSettings Pico { get; init; } = new();
+
+    /// <summary>Hyper-parameters of the PLCR objective.</summary>
+    public PlcrSettings Plcr { get; init; } = new();
+
     /// <summary>β of the LWS objective.</summary>
     public float LwsBeta { get; init; } = 1f;
 
@@ -219,8 +232,8 @@ public static class PromptTuner
         if (options.Method == TuningMethod.ZeroShot) return new TuningResult(zeroShot, [], 0, null, null);
         if (trainImages.Count == 0) throw new ArgumentException("There are no training images.", nameof(trainImages));
 
-        var loss = new PartialLabelLoss(options.Loss, candidates, options.LwsBeta);
-        var data = new TrainingViews(trainImages, augmentedViews, options.Seed);
+        var loss = new PartialLabelLoss(options.Loss, candidates, options.LwsBeta, options.Pico, options.Plcr);
+        var data = new TrainingViews(trainImages, augmentedViews, options.Seed, loss.MainViewIsOriginal);
         Func<int, float[]>? teacher = options.Align ? data.TeacherLogits(zeroShot) : null;
         var settings = new PllTrainingSettings
         {
@@ -232,6 +245,8 @@ public static class PromptTuner
             WarmupEpochs = options.WarmupEpochs,
             Seed = options.Seed,
             Align = options.Align,
+            AlignmentWeighting = options.AlignmentWeighting,
+            AlignmentWeight = options.AlignmentWeight,
             AdamW = options.Method == TuningMethod.LinearProbe,
         };
 
@@ -276,12 +291,11 @@ public static class PromptTuner
         int d = images.Dimension;
         if (d != model.EmbeddingDimension) throw new ArgumentException($"The image embeddings have width {d}, the model {model.EmbeddingDimension}.");
         float scale = model.LogitScale;
-        var trainer = new PllTrainer([context], (batch, epoch) =>
-        {
-            var features = encoder.Forward(prompts, context); // [C, D], normalised
-            var xb = Ops.Gather(images.ForEpoch(epoch), 0, batch, [batch.Length]);
-            return Ops.MulScalar(Ops.MatMul(xb, Ops.Transpose(features, 1, 0)), scale);
-        }, loss, candidates, settings, teacher, trueLabels);
+        // One text-tower pass per step gives the class weights (normalised text features [C, D]); every view of the batch
+        // is then one small matmul.
+        var head = new PllHead([context], () => encoder.Forward(prompts, context),
+            (x, features) => Ops.MulScalar(Ops.MatMul(x, Ops.Transpose(features, 1, 0)), scale));
+        var trainer = new PllTrainer(head, images, loss, candidates, settings, teacher, trueLabels);
         var (epochs, resumed) = RunEpochs(trainer, [context], options, Fingerprint(model.ContentHash, images, candidates, options), ct);
         EmbeddingMatrix weights;
         using (new TensorScope())
@@ -323,9 +337,8 @@ public static class PromptTuner
         int c = classNames.Count, d = images.Dimension;
         var w = Tensor.Parameter([c, d], "probe.weight");
         var b = Tensor.Parameter([c], "probe.bias");
-        var trainer = new PllTrainer([w, b], (batch, epoch) =>
-            Ops.Add(Ops.MulScalar(Ops.MatMul(Ops.Gather(images.ForEpoch(epoch), 0, batch, [batch.Length]), Ops.Transpose(w, 1, 0)), scale), b),
-            loss, candidates, settings with { AdamW = true }, teacher, trueLabels);
+        var head = new PllHead([w, b], () => w, (x, weights) => Ops.Add(Ops.MulScalar(Ops.MatMul(x, Ops.Transpose(weights, 1, 0)), scale), b));
+        var trainer = new PllTrainer(head, images, loss, candidates, settings with { AdamW = true }, teacher, trueLabels);
         var (epochs, resumed) = RunEpochs(trainer, [w, b], options, fingerprint, ct);
         return new TuningResult(new TunedClassifier(TuningMethod.LinearProbe, classNames, new EmbeddingMatrix(w.ToArray(), c, d), b.ToArray(), scale, modelName),
             epochs, resumed, null, null);
@@ -354,6 +367,11 @@ public static class PromptTuner
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{modelHash}|{o.Method}|{o.Loss}|{o.Align}|{o.LwsBeta}|{o.ContextTokens}|{o.ClassSpecificContext}|{o.ClassPosition}|{o.ContextInit}|");
         sb.Append(CultureInfo.InvariantCulture, $"{o.Epochs}|{o.BatchSize}|{o.LearningRate}|{o.Momentum}|{o.WeightDecay}|{o.WarmupEpochs}|{o.Seed}|{string.Join('\n', o.Templates.Templates)}|");
+        var pi = o.Pico;
+        var pl = o.Plcr;
+        sb.Append(CultureInfo.InvariantCulture, $"{o.AlignmentWeighting}|{o.AlignmentWeight:R}|");
+        sb.Append(CultureInfo.InvariantCulture, $"{pi.ContrastiveWeight:R}|{pi.Temperature:R}|{pi.QueueSize}|{pi.KeyMomentum:R}|{pi.PrototypeMomentum:R}|{pi.TargetMomentumStart:R}|{pi.TargetMomentumEnd:R}|{pi.NormFloor:R}|{pi.StartEpoch}|");
+        sb.Append(CultureInfo.InvariantCulture, $"{pl.ConsistencyWeight:R}|{pl.RampEpochs}|{pl.StrongViews}|");
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(Encoding.UTF8.GetBytes(sb.ToString()));
         foreach (var m in images.All) sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(m.Data.AsSpan()));
@@ -363,8 +381,10 @@ public static class PromptTuner
 }
 
 /// <summary>
-/// The training embeddings and their cached augmented views: in every epoch each sample uses the original (choice 0)
-/// or view v (choice v), drawn from the seed and the epoch only, so resumed runs see the same data.
+/// The training embeddings and their cached augmented views. In every epoch each sample's main view is the original
+/// (choice 0) or view v (choice v), drawn from the seed and the epoch only, so resumed runs see the same data — or always
+/// the original when the objective needs it as its weak view (PLCR). PiCO's key view is another choice than the main
+/// one, PLCR's strong views are distinct augmented views, all drawn from (seed, epoch, image) too.
 /// </summary>
 internal sealed class TrainingViews
 {
@@ -374,11 +394,12 @@ internal sealed class TrainingViews
     private int _epoch = -1;
     private Tensor? _current;
 
-    public TrainingViews(EmbeddingMatrix original, IReadOnlyList<EmbeddingMatrix>? views, ulong seed)
+    public TrainingViews(EmbeddingMatrix original, IReadOnlyList<EmbeddingMatrix>? views, ulong seed, bool mainIsOriginal = false)
     {
         _original = original;
         _views = views ?? [];
         _seed = seed;
+        MainIsOriginal = mainIsOriginal;
         foreach (var v in _views)
             if (v.Count != original.Count || v.Dimension != original.Dimension)
                 throw new ArgumentException($"An augmented view has {v.Count} × {v.Dimension} embeddings; the training set has {original.Count} × {original.Dimension}.", nameof(views));
@@ -388,12 +409,60 @@ internal sealed class TrainingViews
 
     public int Count => _original.Count;
 
+    /// <summary>Number of augmented views per image (0 = only the originals).</summary>
+    public int ViewCount => _views.Count;
+
+    /// <summary>The main view is always the original (PLCR's weak view).</summary>
+    public bool MainIsOriginal { get; }
+
     public IEnumerable<EmbeddingMatrix> All => [_original, .. _views];
 
-    /// <summary>Which matrix sample <paramref name="i"/> uses in <paramref name="epoch"/> (0 = original).</summary>
-    public int Choice(int epoch, int i) => _views.Count == 0 ? 0 : new Rng(_seed * 0xD1B54A32D192ED03UL + (ulong)epoch * 0x9E3779B97F4A7C15UL + (ulong)i).NextInt(_views.Count + 1);
+    /// <summary>Which matrix sample <paramref name="i"/> uses as its main view in <paramref name="epoch"/> (0 = original).</summary>
+    public int Choice(int epoch, int i) => _views.Count == 0 || MainIsOriginal ? 0 : new Rng(_seed * 0xD1B54A32D192ED03UL + (ulong)epoch * 0x9E3779B97F4A7C15UL + (ulong)i).NextInt(_views.Count + 1);
 
-    /// <summary>The epoch's [N, D] embeddings as a tensor (built once per epoch).</summary>
+    /// <summary>The matrix of view <paramref name="role"/> (slot <paramref name="slot"/>) of sample <paramref name="i"/> in <paramref name="epoch"/>.</summary>
+    public int Choice(int epoch, int i, ViewRole role, int slot)
+    {
+        int k = _views.Count;
+        switch (role)
+        {
+            case ViewRole.Main:
+                return Choice(epoch, i);
+            case ViewRole.Key:
+                {
+                    if (k == 0) return 0;
+                    // Uniform over the K other matrices than the main view's.
+                    int main = Choice(epoch, i);
+                    int other = ViewRng(epoch, i, 0x4B45595649455753UL).NextInt(k);
+                    return other >= main ? other + 1 : other;
+                }
+            default:
+                {
+                    if (k == 0) return 0;
+                    // Distinct augmented views per slot (cycling when more slots than views).
+                    var order = ViewRng(epoch, i, 0x5354524F4E475657UL).Permutation(k);
+                    return 1 + order[slot % k];
+                }
+        }
+    }
+
+    private Rng ViewRng(int epoch, int i, ulong salt) =>
+        new(salt ^ (_seed * 0xD1B54A32D192ED03UL + (ulong)epoch * 0x9E3779B97F4A7C15UL + (ulong)i * 0xBF58476D1CE4E5B9UL));
+
+    /// <summary>Embeddings [B, D] of the batch's samples for a view role and slot (a constant tensor).</summary>
+    public Tensor Batch(int[] samples, int epoch, ViewRole role, int slot)
+    {
+        int d = Dimension;
+        var rows = new float[samples.Length * d];
+        for (int k = 0; k < samples.Length; k++)
+        {
+            int choice = Choice(epoch, samples[k], role, slot);
+            (choice == 0 ? _original : _views[choice - 1]).Row(samples[k]).CopyTo(rows.AsSpan(k * d, d));
+        }
+        return Tensor.FromArray(rows, samples.Length, d);
+    }
+
+    /// <summary>The epoch's main-view [N, D] embeddings as a tensor (built once per epoch).</summary>
     public Tensor ForEpoch(int epoch)
     {
         if (epoch == _epoch && _current is not null) return _current;
@@ -405,7 +474,7 @@ internal sealed class TrainingViews
 
     private EmbeddingMatrix EpochMatrix(int epoch)
     {
-        if (_views.Count == 0) return _original;
+        if (_views.Count == 0 || MainIsOriginal) return _original;
         var m = new EmbeddingMatrix(_original.Count, _original.Dimension);
         for (int i = 0; i < m.Count; i++)
         {
@@ -415,14 +484,14 @@ internal sealed class TrainingViews
         return m;
     }
 
-    /// <summary>The handcrafted classifier's logits for the epoch's embeddings (the alignment teacher).</summary>
+    /// <summary>The handcrafted classifier's logits for the epoch's main views (the alignment teacher).</summary>
     public Func<int, float[]> TeacherLogits(TunedClassifier zeroShot)
     {
         var perMatrix = All.Select(zeroShot.Logits).ToArray();
         int c = zeroShot.ClassNames.Count;
         return epoch =>
         {
-            if (_views.Count == 0) return perMatrix[0];
+            if (_views.Count == 0 || MainIsOriginal) return perMatrix[0];
             var t = new float[Count * c];
             for (int i = 0; i < Count; i++) perMatrix[Choice(epoch, i)].AsSpan(i * c, c).CopyTo(t.AsSpan(i * c, c));
             return t;
@@ -430,7 +499,7 @@ internal sealed class TrainingViews
     }
 }
 
-/// <summary>A training checkpoint: parameters, optimiser state, partial-label confidences and the number of finished
+/// <summary>A training checkpoint: parameters, optimiser state, the objective's state (confidences, PiCO's prototypes and queue) and the number of finished
 /// epochs, in one safetensors file written atomically.</summary>
 internal static class Checkpoint
 {
@@ -443,15 +512,83 @@ internal static class Checkpoint
         for (int i = 0; i < parameters.Count; i++) tensors.Add(new($"param.{i}", parameters[i]));
         var (state, steps) = trainer.Optimizer.ExportState();
         foreach (var (k, v) in state) tensors.Add(new($"optimizer.{k}", Tensor.Wrap(v, v.Length)));
-        if (trainer.Loss.ConfidenceState is { } conf) tensors.Add(new("confidence", Tensor.Wrap(conf, conf.Length)));
+        foreach (var (k, v) in trainer.Loss.ExportState()) tensors.Add(new($"state.{k}", Tensor.Wrap(v, v.Length)));
         string path = Path.Combine(directory, FileName), tmp = path + ".tmp";
-        SafeTensors.Save(tmp, tensors, new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             ["fingerprint"] = fingerprint,
             ["epochs_done"] = epochsDone.ToString(CultureInfo.InvariantCulture),
             ["optimizer_steps"] = steps.ToString(CultureInfo.InvariantCulture),
-        });
+        };
+        metadata[ChecksumKey] = Checksum(tensors, metadata);
+        SafeTensors.Save(tmp, tensors, metadata);
         File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>The metadata entry holding <see cref="Checksum"/>.</summary>
+    public const string ChecksumKey = "sha256";
+
+    /// <summary>
+    /// SHA-256 over everything the checkpoint holds, in a canonical order: the metadata entries (except the checksum
+    /// itself) sorted by key, then every tensor sorted by name with its shape and its float32 values (little-endian).
+    /// A damaged byte anywhere — data, shapes, names, offsets (which move the data) or metadata — changes it or makes the
+    /// file unreadable.
+    /// </summary>
+    public static string Checksum(IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var word = new byte[4];
+        void Text(string s)
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(s));
+            sha.AppendData([0]);
+        }
+        void Int(int v)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(word, v);
+            sha.AppendData(word);
+        }
+        foreach (var (k, v) in metadata.Where(kv => kv.Key != ChecksumKey).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            Text(k);
+            Text(v);
+        }
+        foreach (var (name, t) in tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            Text(name);
+            Int(t.Rank);
+            foreach (int d in t.Shape) Int(d);
+            var values = t.ToArray();
+            if (!BitConverter.IsLittleEndian)
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = BitConverter.Int32BitsToSingle(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(BitConverter.SingleToInt32Bits(values[i])));
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Reads and verifies a checkpoint file: unreadable, without a checksum or with a checksum that does not match its
+    /// contents, it is reported as damaged, naming the file.
+    /// </summary>
+    public static SafeTensors.Contents ReadVerified(string path)
+    {
+        const string Fix = "Delete it (the run then starts over) or restore an intact copy.";
+        SafeTensors.Contents contents;
+        try
+        {
+            contents = SafeTensors.Load(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"The checkpoint '{path}' is damaged: {e.Message} {Fix}", e);
+        }
+        if (!contents.Metadata.TryGetValue(ChecksumKey, out var stored))
+            throw new InvalidDataException($"The checkpoint '{path}' has no checksum: it is damaged or was written by an older version. {Fix}");
+        string actual = Checksum(contents.Tensors, contents.Metadata);
+        if (!string.Equals(stored, actual, StringComparison.Ordinal))
+            throw new InvalidDataException($"The checkpoint '{path}' is damaged: its contents do not match its checksum. {Fix}");
+        return contents;
     }
 
     public static bool TryLoad(string directory, string fingerprint, IReadOnlyList<Tensor> parameters, PllTrainer trainer, out int epochsDone)
@@ -459,7 +596,7 @@ internal static class Checkpoint
         epochsDone = 0;
         string path = Path.Combine(directory, FileName);
         if (!File.Exists(path)) return false;
-        var contents = SafeTensors.Load(path);
+        var contents = ReadVerified(path);
         if (!contents.Metadata.TryGetValue("fingerprint", out var fp) || fp != fingerprint)
             throw new InvalidDataException(
                 $"The checkpoint '{path}' belongs to a different training run (model, data or options differ). Delete it or choose another checkpoint folder.");
@@ -473,7 +610,10 @@ internal static class Checkpoint
         foreach (var (name, t) in contents.Tensors)
             if (name.StartsWith("optimizer.", StringComparison.Ordinal)) state[name["optimizer.".Length..]] = t.ToArray();
         trainer.Optimizer.ImportState(state, int.Parse(contents.Metadata["optimizer_steps"], CultureInfo.InvariantCulture));
-        if (contents.Tensors.TryGetValue("confidence", out var conf)) trainer.Loss.ConfidenceState = conf.ToArray();
+        var objective = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var (name, t) in contents.Tensors)
+            if (name.StartsWith("state.", StringComparison.Ordinal)) objective[name["state.".Length..]] = t.ToArray();
+        trainer.Loss.ImportState(objective);
         epochsDone = int.Parse(contents.Metadata["epochs_done"], CultureInfo.InvariantCulture);
         return true;
     }
