@@ -73,6 +73,19 @@ public sealed class ClipPreprocessGraphTests
     }
 
     [Fact]
+    public void TheGraphIsValidAtOpset13()
+    {
+        // Towers may import opset 13 (the lowest the composer accepts); the preprocessing nodes must run there too.
+        using var session = Open(ClipPreprocessGraph.Build(PreprocessSettings.Clip, opset: 13));
+        foreach (var name in new[] { "china_progressive.jpg", "osx_installer_logo.png", "tiny_7x5.png" })
+        {
+            var g = Goldens.Get(name);
+            var got = Preprocess(session, g.Rgb(), g.Width, g.Height);
+            Assert.True(g.Tensor().AsSpan().SequenceEqual(got), $"{name} at opset 13");
+        }
+    }
+
+    [Fact]
     public void TheModelDeclaresItsInputsAndOutput()
     {
         var session = ClipSession.Value;
