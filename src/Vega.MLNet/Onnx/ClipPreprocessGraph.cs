@@ -156,20 +156,22 @@ internal static class ClipPreprocessGraph
         string three = g.Int64Scalar(3);
         string half = g.Int32Scalar(1 << (AxisKernel.PrecisionBits - 1));
 
-        // Horizontal pass over the source rows the vertical taps read, on the transposed rows: [W, 3R] (x, channel, row).
-        string rows = g.Node("Slice", [image, Vector(g, vertical.FirstInput), Vector(g, vertical.EndInput), g.Int64s(0)]);
+        // Horizontal pass over the source rows the vertical taps read (one contiguous byte range, cut from the flat
+        // image), on the transposed rows: [W, 3R] (x, channel, row), so that each tap gathers whole columns.
+        string w3 = g.Node("Mul", [w, three]);
+        string flat = g.Node("Reshape", [image, g.Int64s(-1)]);
+        string rows = g.Node("Slice", [flat, Vector(g, g.Node("Mul", [vertical.FirstInput, w3])), Vector(g, g.Node("Mul", [vertical.EndInput, w3])), g.Int64s(0)]);
         string r = g.Node("Sub", [vertical.EndInput, vertical.FirstInput]);
         string r3 = g.Node("Mul", [r, three]);
-        string columns = g.Node("Reshape", [g.Node("Transpose", [rows], null, ("perm", new long[] { 1, 0 })), Concat(g, w, r3)]);
-        string hAcc = TapLoop(g, columns, 0, horizontal.Index, horizontal.Weight, horizontal.TapCount,
-            g.Node("Expand", [half, Concat(g, width, r3)]), castBytes: true, g.Int64s(-1, 1));
+        string columns = g.Node("Reshape", [g.Node("Transpose", [g.Node("Reshape", [rows, Concat(g, r, w3)])], null, ("perm", new long[] { 1, 0 })), Concat(g, w, r3)]);
+        // The accumulators start as the scalar 2^21 (Pillow's rounding term); the first tap's Add broadcasts it.
+        string hAcc = TapLoop(g, columns, 0, horizontal.Index, horizontal.Weight, horizontal.TapCount, half, castBytes: true, g.Int64s(0, -1, 1));
         string hBytes = Clip8(g, hAcc); // [width, 3R] int32
 
         // Vertical pass on [3, R, width]: each tap gathers whole rows of the horizontally resized crop columns.
         string planes = g.Node("Transpose", [g.Node("Reshape", [hBytes, Concat(g, width, three, r)])], null, ("perm", new long[] { 1, 2, 0 }));
         string relative = g.Node("Sub", [vertical.Index, vertical.FirstInput]);
-        string vAcc = TapLoop(g, planes, 1, relative, vertical.Weight, vertical.TapCount,
-            g.Node("Expand", [half, Concat(g, three, height, width)]), castBytes: false, g.Int64s(1, -1, 1));
+        string vAcc = TapLoop(g, planes, 1, relative, vertical.Weight, vertical.TapCount, half, castBytes: false, g.Int64s(0, 1, -1, 1));
         return Clip8(g, vAcc); // [3, height, width]
     }
 
@@ -239,23 +241,25 @@ internal static class ClipPreprocessGraph
     }
 
     /// <summary>
-    /// acc = <paramref name="initial"/> + Σ_t Gather(data, index[t], axis) · weight[t] (weights reshaped to
-    /// <paramref name="weightShape"/> to broadcast along the other axes), as a Loop over the K taps: one gathered slice
-    /// at a time, never a [K, …] tensor.
+    /// acc = <paramref name="initial"/> + Σ_t Gather(data, index[t], axis) · weight[t] in int32 (the [K, count] weights
+    /// reshaped to <paramref name="weightShape"/>, whose rows broadcast along the other axes), as a Loop over the K taps: one gathered slice
+    /// at a time, never a [K, …] tensor (gathering all taps at once was measured slower, even for small images).
     /// </summary>
     private static string TapLoop(OnnxGraphBuilder g, string data, long axis, string index, string weight, string tapCount,
         string initial, bool castBytes, string weightShape)
     {
+        // Each tap's weights already shaped to broadcast ([K, ...] → row t has the broadcast shape).
+        string shapedWeight = g.Node("Reshape", [weight, weightShape]);
         var body = g.Subgraph(g.NewName("taps_body"));
         string tap = body.Input(g.NewName("tap"), I64);
         string condition = body.Input(g.NewName("cond"), Bool);
         string acc = body.InputOfAnyShape(g.NewName("acc"), I32);
         string idx = body.Node("Gather", [index, tap], null, ("axis", 0L));
-        string w = body.Node("Reshape", [body.Node("Gather", [weight, tap], null, ("axis", 0L)), weightShape]);
+        string w = body.Node("Gather", [shapedWeight, tap], null, ("axis", 0L));
         string gathered = body.Node("Gather", [data, idx], null, ("axis", axis));
         if (castBytes) gathered = Cast(body, gathered, I32);
         string next = body.Node("Add", [acc, body.Node("Mul", [gathered, w])]);
-        body.Output(body.Identity(condition, g.NewName("cond_out")), Bool);
+        body.Output(condition, Bool); // the condition passes through: the trip count ends the loop
         body.OutputOfAnyShape(next, I32);
         return g.Node("Loop", [tapCount, "", initial], null, ("body", body.Graph));
     }
