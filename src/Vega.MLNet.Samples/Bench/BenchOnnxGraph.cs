@@ -121,7 +121,7 @@ internal static class BenchOnnxGraph
             report.Add($"(b) C# preprocessing + tower session (ClipModel.EmbedPixels) — {name}", 1000 * t[0] / count, "ms/image", input);
             report.Add($"(b) composed model (preprocessing + tower + L2 + head) — {name}", 1000 * t[1] / count, "ms/image", input);
             report.Add($"(b) composed / C# + tower — {name}", t[1] / t[0], "×", input);
-            report.Add($"(b) max |embedding difference| — {name}", diff, "", "composed model vs ClipModel's path, same ONNX Runtime");
+            report.Add($"(b) max abs embedding difference — {name}", diff, "", "composed model vs ClipModel's path, same ONNX Runtime");
         }
     }
 }
