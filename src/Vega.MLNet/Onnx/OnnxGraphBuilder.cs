@@ -236,13 +236,15 @@ internal sealed class OnnxGraphBuilder
 
     // ------------------------------------------------------------------ model
 
-    /// <summary>The model: IR version 8, the default-domain opset, producer and metadata.</summary>
+    /// <summary>The model: the IR version of the opset, the default-domain opset, producer and metadata.</summary>
     public ModelProto Build(string producer = "Vega.MLNet", IReadOnlyDictionary<string, string>? metadata = null)
     {
         if (_graph.Output.Count == 0) throw new InvalidOperationException($"Graph '{_graph.Name}' has no outputs.");
         var model = new ModelProto
         {
-            IrVersion = 8,
+            // The IR version that introduced the opset (ONNX's versioning table): 8 up to opset 18, 9 for 19–20,
+            // 10 for 21–22, 11 from 23.
+            IrVersion = Opset <= 18 ? 8 : Opset <= 20 ? 9 : Opset <= 22 ? 10 : 11,
             ProducerName = producer,
             ProducerVersion = typeof(OnnxGraphBuilder).Assembly.GetName().Version?.ToString() ?? "0",
             Graph = _graph,

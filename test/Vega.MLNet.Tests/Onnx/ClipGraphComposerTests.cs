@@ -164,12 +164,14 @@ public sealed class ClipGraphComposerTests
         Assert.Equal(0, zero.GetInt64s(ClipGraphComposer.IndexOutput)[0]);
     }
 
-    [Fact]
-    public void HeadModelRunsAtOpset13()
+    [Theory]
+    [InlineData(13)]
+    [InlineData(21)]
+    public void HeadModelRunsAtOpsets13And21(int opset)
     {
         using var model = LoadLayout("openai");
         var head = ZeroShotHead.ForClassNames(model, Classes);
-        using var session = Open(ClipGraphComposer.ComposeHeadModel(head, opset: 13));
+        using var session = Open(ClipGraphComposer.ComposeHeadModel(head, opset));
         var embedding = Reference(model, Goldens.Get("dots.png"));
         using var r = session.Run([OnnxInput.Create(ClipGraphComposer.EmbeddingInput, embedding, 1, 32)]);
         var expected = ExpectedScores(embedding, head.ClassEmbeddings, model.LogitScale);
