@@ -255,9 +255,8 @@ internal static class ClipPreprocessGraph
     /// </summary>
     private static string HorizontalPass(OnnxGraphBuilder g, string columns, AxisTaps taps, string count, string r3, string half)
     {
-        string elementsPerOutput = r3;
         string one = g.Int64Scalar(1), zero = g.Int64Scalar(0);
-        string perChunk = g.Node("Max", [g.Node("Min", [count, g.Node("Div", [g.Int64Scalar(ChunkElements), g.Node("Max", [elementsPerOutput, one])])]), one]);
+        string perChunk = g.Node("Max", [g.Node("Min", [count, g.Node("Div", [g.Int64Scalar(ChunkElements), g.Node("Max", [r3, one])])]), one]);
         string chunks = g.Node("Div", [g.Node("Sub", [g.Node("Add", [count, perChunk]), one]), perChunk]);
         string padded = g.Node("Mul", [chunks, perChunk]);
         string pads = Concat(g, zero, zero, zero, g.Node("Sub", [padded, count]));
@@ -285,13 +284,12 @@ internal static class ClipPreprocessGraph
     private static string TapLoop(OnnxGraphBuilder g, string data, long axis, string index, string weight, string tapCount,
         string initial, bool castBytes)
     {
-        string shapedWeight = weight;
         var body = g.Subgraph(g.NewName("taps_body"));
         string tap = body.Input(g.NewName("tap"), I64);
         string condition = body.Input(g.NewName("cond"), Bool);
         string acc = body.InputOfAnyShape(g.NewName("acc"), I32);
         string idx = body.Node("Gather", [index, tap], null, ("axis", 0L));
-        string w = body.Node("Gather", [shapedWeight, tap], null, ("axis", 0L));
+        string w = body.Node("Gather", [weight, tap], null, ("axis", 0L));
         string gathered = body.Node("Gather", [data, idx], null, ("axis", axis));
         if (castBytes) gathered = Cast(body, gathered, I32);
         string next = body.Node("Add", [acc, body.Node("Mul", [gathered, w])]);
