@@ -30,6 +30,14 @@ public static class SavedColumns
     public const string Index = "__VegaIndex";
     /// <summary>The arg-max class as a 0-based UInt32 (the input of the class-name lookup).</summary>
     public const string Class = "__VegaClass";
+    /// <summary>A node probability, as an ONNX vector of one element.</summary>
+    public const string Node = "__VegaNode";
+    /// <summary>The node probability as a scalar.</summary>
+    public const string NodeScalar = "__VegaNodeScalar";
+    /// <summary>An MLImage resized to the model's input size.</summary>
+    public const string Resized = "__VegaResized";
+    /// <summary>Its raw 0..255 R, G and B planes.</summary>
+    public const string Pixels = "__VegaPixels";
 }
 
 /// <summary>A file path to decode.</summary>
@@ -206,4 +214,31 @@ public sealed class SavedClassFromIndex : CustomMappingFactory<SavedIndexInput, 
     public const string Contract = "Vega.MLNet.ClassFromIndex.v1";
     /// <inheritdoc/>
     public override Action<SavedIndexInput, SavedClassOutput> GetMapping() => (i, o) => o.Class = i.Index.Length == 1 && i.Index[0] >= 0 ? (uint)i.Index[0] : uint.MaxValue;
+}
+
+/// <summary>A one-element vector from ONNX.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class SavedNodeInput
+{
+    /// <summary>The vector.</summary>
+    [ColumnName(SavedColumns.Node), VectorType(1)] public float[] Node { get; set; } = [0];
+}
+
+/// <summary>Its element as a scalar.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class SavedNodeOutput
+{
+    /// <summary>The element.</summary>
+    [ColumnName(SavedColumns.NodeScalar)] public float Node { get; set; }
+}
+
+/// <summary>The element of a one-element ONNX output as a scalar column.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+[CustomMappingFactoryAttribute(Contract)]
+public sealed class SavedFirstElement : CustomMappingFactory<SavedNodeInput, SavedNodeOutput>
+{
+    /// <summary>The contract name stored in saved models.</summary>
+    public const string Contract = "Vega.MLNet.FirstElement.v1";
+    /// <inheritdoc/>
+    public override Action<SavedNodeInput, SavedNodeOutput> GetMapping() => (i, o) => o.Node = i.Node.Length == 1 ? i.Node[0] : float.NaN;
 }
