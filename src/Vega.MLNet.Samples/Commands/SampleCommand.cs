@@ -53,6 +53,31 @@ internal static class SampleCommand
             return 0;
         }));
         command.Subcommands.Add(evaluate);
+
+        var model4 = new Option<string?>("--model") { Description = "Model folder (default: the demo zoo's first model)." };
+        var images4 = new Option<string?>("--images") { Description = "Image folder (default: the demo's clean PNG set)." };
+        var classes4 = new Option<string?>("--classes") { Description = "Class names file (default: the demo's classes.txt)." };
+        var zip = new Option<string>("--out") { Description = "The saved model.", DefaultValueFactory = _ => "vega-zero-shot.zip" };
+        var saveLoad = new Command("save-load", "Fit a zero-shot pipeline, ml.Model.Save it, ml.Model.Load it and predict with a PredictionEngine.") { model4, images4, classes4, zip };
+        saveLoad.SetAction(parse => CliErrors.Run(() =>
+        {
+            string folder = Folder("--images", parse.GetValue(images4));
+            string zipPath = CliChecks.OutputFile("--out", parse.GetValue(zip)!);
+            SaveLoadPredict.Save(Model("--model", parse.GetValue(model4)), folder, Classes(parse.GetValue(classes4)), zipPath, Console.Out);
+            SaveLoadPredict.Predict(zipPath, Directory.GetFiles(folder).Order(StringComparer.Ordinal).Take(5).ToArray(), Console.Out);
+            return 0;
+        }));
+        command.Subcommands.Add(saveLoad);
+
+        var saved = new Option<string>("--saved") { Description = "A model saved by `vega sample save-load` (or any ml.Model.Save of a Vega.MLNet pipeline).", Required = true };
+        var images5 = new Option<string[]>("--images") { Description = "Image files to classify.", Required = true, AllowMultipleArgumentsPerToken = true };
+        var predict = new Command("predict", "Load a saved model in this process and classify images one by one with a PredictionEngine.") { saved, images5 };
+        predict.SetAction(parse => CliErrors.Run(() =>
+        {
+            SaveLoadPredict.Predict(CliChecks.InputFile("--saved", parse.GetValue(saved)!), parse.GetValue(images5)!.Select(i => CliChecks.InputFile("--images", i)).ToArray(), Console.Out);
+            return 0;
+        }));
+        command.Subcommands.Add(predict);
         return command;
     }
 

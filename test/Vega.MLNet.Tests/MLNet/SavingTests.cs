@@ -169,3 +169,45 @@ public sealed class SavingTests
 
     private static DataViewType ItemType(DataViewType t) => t is VectorDataViewType v ? v.ItemType : t;
 }
+
+/// <summary>The saved model in a second process: `vega sample predict` loads the .zip with a fresh MLContext and predicts
+/// with a PredictionEngine; its output must equal the fitted pipeline's.</summary>
+public sealed class SaveLoadProcessTests
+{
+    [Fact]
+    public void ASavedZeroShotPipelineGivesTheSamePredictionsInAnotherProcess()
+    {
+        string[] classes = ["a person", "a landscape", "a gift box", "a flower", "a logo"];
+        string hf = Path.Combine(Fixtures.Onnx, "hf");
+        string dir = Fixtures.TempDir();
+        var images = Directory.GetFiles(Fixtures.Images).Where(f => f.EndsWith(".jpg") || f.EndsWith(".png")).Order(StringComparer.Ordinal).ToArray();
+        foreach (var f in images) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        string zip = Path.Combine(Fixtures.TempDir(), "model.zip");
+        var saveOutput = new StringWriter();
+        Vega.MLNet.Samples.Samples.SaveLoadPredict.Save(hf, dir, classes, zip, saveOutput);
+        Assert.False(File.Exists(zip + ".partial"));
+
+        // The oracle: the same pipeline, fitted here, through the same PredictionEngine printing.
+        var here = new StringWriter();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(images.Select(p => new ImageEmbeddingTests.PathRow { ImagePath = p }));
+        using var fitted = ml.Transforms.EmbedImages("ImageEmbedding", hf, "ImagePath")
+            .Append(ml.MulticlassClassification.Trainers.ZeroShot(hf, classes))
+            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedClass", "PredictedLabel")).Fit(data);
+        var engine = ml.Model.CreatePredictionEngine<Vega.MLNet.Samples.Samples.DataModels.ImageData, Vega.MLNet.Samples.Samples.DataModels.ImagePrediction>(fitted);
+
+        var run = TinyClip.Vega(["sample", "predict", "--saved", zip, "--images", .. images]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(images.Length, lines.Length);
+        for (int i = 0; i < images.Length; i++)
+        {
+            var parts = lines[i].Split('\t');
+            var expected = engine.Predict(new Vega.MLNet.Samples.Samples.DataModels.ImageData { ImagePath = images[i] });
+            Assert.Equal(Path.GetFileName(images[i]), parts[0]);
+            Assert.Equal(expected.PredictedClass, parts[1]);
+            var scores = parts[2].Split(' ').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            Assert.True(Fixtures.MaxAbsDiff(expected.Score, scores) <= 1e-5, lines[i]);
+        }
+    }
+}
