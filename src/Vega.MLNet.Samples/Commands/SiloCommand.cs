@@ -53,6 +53,10 @@ internal static class SiloCommand
             builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
             builder.Logging.AddFilter("Vega", LogLevel.Information);
+            // Start-up notes (server GC, the watchdog's first tick) and a dead peer's connection errors with their stacks are noise here.
+            builder.Logging.AddFilter("Orleans.Runtime.Silo", LogLevel.Error);
+            builder.Logging.AddFilter("Orleans.Runtime.Watchdog", LogLevel.Error);
+            builder.Logging.AddFilter("Orleans.Runtime.Messaging", LogLevel.Error);
             builder.UseOrleans(silo =>
             {
                 silo.UseDevelopmentClustering(primaryEndpoint);
