@@ -26,5 +26,6 @@ internal static class BenchCommand
         yield return BenchAape.Create();
         yield return BenchPromptStep.Create();
         yield return BenchTune.Create();
+        yield return BenchCluster.Create();
     }
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Orleans;
+using Vega.MLNet.Samples.Bench;
 using Vega.MLNet.Samples.Commands;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Tests.Infrastructure;
@@ -25,7 +26,8 @@ public sealed class OutOfProcessClusterTests
     {
         string manifest = ClusterTestData.Manifest(160), classes = ClusterTestData.ClassFile();
         var models = ClusterTestData.Models();
-        using var silos = await SiloProcesses.StartAsync(3);
+        using var silos = new SiloProcesses("--probe-timeout 1", Fixtures.TempDir("vega-silos")); // a cache per silo in .vega-cache/silo-PORT
+        await silos.AddAsync(3, Bound);
         string gateways = string.Join(",", silos.Silos.Select(s => $"127.0.0.1:{s.GatewayPort}"));
 
         // 1. The CLI: the same JSON as a single-machine run.
@@ -41,7 +43,7 @@ public sealed class OutOfProcessClusterTests
         // 2. Kill -9 one silo (not the primary, which holds the development membership table) after a few shards.
         var images = ImageSource.FromCsv(manifest);
         var local = await Task.Run(() => VisionLanguageModelSelection.SelectVisionLanguageModel([.. models.Select(m => ModelCandidate.FromPath(m))], images, ClusterTestData.Classes));
-        var connection = new ClusterConnection([.. silos.Silos.Select(s => new IPEndPoint(IPAddress.Loopback, s.GatewayPort))], "vega", "vega");
+        var connection = new ClusterConnection(silos.Gateways, "vega", "vega");
         using var host = await connection.ConnectAsync(CancellationToken.None).WaitAsync(Bound);
         var victim = silos.Silos[2];
         var reports = new List<ClusterRunReport>();
@@ -118,87 +120,5 @@ public sealed class OutOfProcessClusterTests
         }
         p.WaitForExit();
         return (p.ExitCode, output.Result, error.Result);
-    }
-}
-
-/// <summary><c>vega silo</c> processes on loopback with development clustering (the first is the primary); killed on dispose.</summary>
-internal sealed class SiloProcesses : IDisposable
-{
-    public sealed record Silo(Process Process, int SiloPort, int GatewayPort, List<string> Output);
-
-    public List<Silo> Silos { get; } = [];
-
-    public static async Task<SiloProcesses> StartAsync(int count, string extraArgs = "")
-    {
-        var silos = new SiloProcesses();
-        try
-        {
-            var ports = FreePorts(2 * count);
-            string cache = Fixtures.TempDir("vega-silo-cache");
-            silos.Silos.Add(Start(ports[0], ports[1], null, cache, extraArgs));
-            await Ready(silos.Silos[0]);
-            for (int i = 1; i < count; i++) silos.Silos.Add(Start(ports[2 * i], ports[2 * i + 1], ports[0], cache, extraArgs));
-            foreach (var s in silos.Silos.Skip(1)) await Ready(s);
-            return silos;
-        }
-        catch
-        {
-            silos.Dispose();
-            throw;
-        }
-    }
-
-    private static Silo Start(int port, int gateway, int? primary, string cache, string extraArgs)
-    {
-        string args = $"silo --port {port} --gateway-port {gateway} --cache {Path.Combine(cache, port.ToString(System.Globalization.CultureInfo.InvariantCulture))} --probe-timeout 1 {extraArgs}"
-            + (primary is int p ? $" --primary 127.0.0.1:{p}" : "");
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "vega"), args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        var process = Process.Start(start)!;
-        var output = new List<string>();
-        void Add(string? line) { if (line is not null) lock (output) output.Add(line); }
-        process.OutputDataReceived += (_, e) => Add(e.Data);
-        process.ErrorDataReceived += (_, e) => Add(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return new Silo(process, port, gateway, output);
-    }
-
-    private static async Task Ready(Silo silo)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(90))
-        {
-            lock (silo.Output)
-                if (silo.Output.Any(l => l.StartsWith("vega silo ready", StringComparison.Ordinal))) return;
-            if (silo.Process.HasExited) break;
-            await Task.Delay(100);
-        }
-        lock (silo.Output)
-            Assert.Fail($"vega silo on port {silo.SiloPort} did not start:\n{string.Join('\n', silo.Output)}");
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        foreach (var l in listeners) l.Start();
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        foreach (var l in listeners) l.Stop();
-        return ports;
-    }
-
-    public void Dispose()
-    {
-        foreach (var s in Silos)
-        {
-            try
-            {
-                if (!s.Process.HasExited) s.Process.Kill(entireProcessTree: true);
-                s.Process.WaitForExit(10_000);
-            }
-            catch (InvalidOperationException)
-            {
-            }
-            s.Process.Dispose();
-        }
     }
 }
