@@ -22,7 +22,11 @@ public sealed record ClusterWorkerOptions
     /// </summary>
     public TimeSpan ShardTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Attempts per shard before the run fails (each on another silo when there is one). Default 4.</summary>
+    /// <summary>
+    /// Failures of a shard on silos that answered (an error, a timeout) before the run fails; each retry goes to another
+    /// silo when there is one. Failures to reach a silo (a crashed silo or gateway that the membership has not yet
+    /// declared dead) are retried up to 5 × this many times, one second apart. Default 4.
+    /// </summary>
     public int MaxAttempts { get; init; } = 4;
 
     /// <summary>
@@ -98,6 +102,9 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
         public SiloAddress Silo = silo;
         public readonly CancellationTokenSource Cancel = cts;
         public string? LostReason;
+        public ISelectionShardGrain? Grain;
+        public DateTime ComputeSent = DateTime.MaxValue; // set when the compute call leaves
+        public int MissedChecks;
     }
 
     /// <inheritdoc />
@@ -163,16 +170,22 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
         {
             var pending = new SortedSet<int>(Enumerable.Range(0, count)); // lowest shard first, retried ones included
             var attempts = new int[count];
+            var hardFailures = new int[count];
+            var softFailures = new int[count];
+            var notBefore = new DateTime[count];
             var failures = new List<string>?[count];
             var excluded = new HashSet<SiloAddress>?[count];
             var load = new Dictionary<SiloAddress, int>();
             List<SiloAddress> hosts = count > 0 ? await WaitForSilos(ct).ConfigureAwait(false) : [];
             int remaining = count, done = 0, fromCache = 0, skippedCount = 0, rotate = 0;
+            Task? tick = null; // the next liveness check, however often shards complete
             while (remaining > 0)
             {
                 // Give every idle silo a shard: the lowest pending one that has not failed there (if another silo exists).
+                var now = DateTime.UtcNow;
                 foreach (int s in pending.ToArray())
                 {
+                    if (notBefore[s] > now) continue;
                     var free = hosts.Where(h => load.GetValueOrDefault(h) == 0).ToList();
                     if (free.Count == 0) break;
                     var allowed = free.Where(h => excluded[s]?.Contains(h) != true).ToList();
@@ -190,15 +203,18 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
                 }
                 if (inflight.Count == 0)
                 {
+                    if (pending.Count > 0 && pending.Min(s => notBefore[s]) > DateTime.UtcNow)
+                        await Task.Delay(pending.Min(s => notBefore[s]) - DateTime.UtcNow, ct).ConfigureAwait(false);
                     hosts = await WaitForSilos(ct).ConfigureAwait(false);
                     continue;
                 }
 
-                var tick = Task.Delay(_options.LivenessInterval, ct);
-                var finished = await Task.WhenAny(inflight.Keys.Append<Task>(tick)).ConfigureAwait(false);
+                tick ??= Task.Delay(_options.LivenessInterval, ct);
+                var finished = await Task.WhenAny(inflight.Keys.Append(tick)).ConfigureAwait(false);
                 ct.ThrowIfCancellationRequested();
-                if (finished == tick)
+                if (tick.IsCompleted)
                 {
+                    tick = null;
                     // A shard on a silo that left the cluster will not answer before its timeout: re-run it now.
                     if (await ActiveSilos(ct).ConfigureAwait(false) is { } active)
                     {
@@ -210,10 +226,10 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
                                 f.Cancel.Cancel();
                             }
                     }
-                    continue;
+                    await CheckCalls(inflight.Values, ct).ConfigureAwait(false);
                 }
+                if (finished is not Task<ShardResult> task || !inflight.ContainsKey(task)) continue;
 
-                var task = (Task<ShardResult>)finished;
                 var flightDone = inflight[task];
                 inflight.Remove(task);
                 load[flightDone.Target] = 0;
@@ -221,6 +237,7 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
                 flightDone.Cancel.Dispose();
                 int shard = flightDone.Shard;
                 string? failure = null;
+                bool unreachable = false;
                 try
                 {
                     var result = await task.ConfigureAwait(false);
@@ -252,6 +269,7 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
                 catch (Exception e) when (e is not ClipModelException and not ArgumentException)
                 {
                     failure = flightDone.LostReason ?? $"{e.GetType().Name}: {e.Message}";
+                    unreachable = flightDone.LostReason is not null || Unreachable(e);
                 }
                 if (failure is null) continue;
 
@@ -259,7 +277,14 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
                 (failures[shard] ??= []).Add(where);
                 (excluded[shard] ??= []).Add(flightDone.Silo);
                 (excluded[shard]!).Add(flightDone.Target);
-                if (attempts[shard] >= _options.MaxAttempts)
+                if (unreachable)
+                {
+                    // The cluster has not caught up with a crash yet: pause this shard briefly instead of using up its attempts.
+                    softFailures[shard]++;
+                    notBefore[shard] = DateTime.UtcNow + TimeSpan.FromSeconds(1);
+                }
+                else hardFailures[shard]++;
+                if (hardFailures[shard] >= _options.MaxAttempts || softFailures[shard] >= 5 * _options.MaxAttempts)
                     throw new IOException($"Shard {shard} of '{name}' ({ShardLength(shard)} images from '{paths[shard * size]}') failed {attempts[shard]} times: {string.Join("; ", failures[shard]!)}. Check that the silos are up and can read the images and the model.");
                 string line = $"'{name}' shard {shard}: {where}; re-running it on another silo";
                 retries.Add(line);
@@ -329,6 +354,16 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
         int ShardLength(int s) => Math.Min(n, (s + 1) * size) - s * size;
     }
 
+    // A call that did not reach a live silo (a crashed silo or gateway the membership still lists), as opposed to a
+    // failure on a silo that answered.
+    private static bool Unreachable(Exception e)
+    {
+        for (var x = e; x is not null; x = x.InnerException)
+            if (x is SiloUnavailableException or OrleansMessageRejectionException or GatewayTooBusyException or global::Orleans.Runtime.Messaging.ConnectionFailedException)
+                return true;
+        return false;
+    }
+
     // The coordinator's model identity for the silos to compare with; none when its files can no longer be read here.
     private static string? ContentHash(ClipModel? model)
     {
@@ -342,6 +377,36 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
         }
     }
 
+    // A call lost on its way (e.g. through the gateway of a silo that just crashed) would wait for its timeout although
+    // every silo is alive: ask each running shard's grain whether its call arrived; three misses in a row and it is lost.
+    private async Task CheckCalls(IEnumerable<Flight> flights, CancellationToken ct)
+    {
+        var due = flights.Where(f => f.Grain is not null && f.LostReason is null && DateTime.UtcNow - f.ComputeSent >= _options.LivenessInterval).ToList();
+        var answers = await Task.WhenAll(due.Select(async f =>
+        {
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            bound.CancelAfter(_options.LivenessInterval);
+            try
+            {
+                return await f.Grain!.StatusAsync(bound.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                return -1;
+            }
+        })).ConfigureAwait(false);
+        for (int i = 0; i < due.Count; i++)
+        {
+            var f = due[i];
+            if (answers[i] > 0) f.MissedChecks = 0;
+            else if (++f.MissedChecks >= 3 && f.LostReason is null)
+            {
+                f.LostReason = answers[i] == 0 ? $"the shard's call never reached its grain on {f.Silo}" : $"the shard's grain on {f.Silo} stopped answering";
+                f.Cancel.Cancel();
+            }
+        }
+    }
+
     // One attempt: activate a fresh grain on the chosen silo (placement hint), then compute, bounded by the shard timeout.
     private async Task<ShardResult> Attempt(Flight flight, string run, ShardRequest request)
     {
@@ -350,15 +415,28 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
         flight.Cancel.CancelAfter(_options.ShardTimeout);
         try
         {
-            RequestContext.Set(IPlacementDirector.PlacementHintKey, flight.Target);
-            try
+            // Activation is quick: a prepare call without an answer soon was lost on the way (a crashed gateway).
+            var prepareTimeout = TimeSpan.FromTicks(Math.Min(_options.ShardTimeout.Ticks, 5 * _options.LivenessInterval.Ticks));
+            using (var prepare = CancellationTokenSource.CreateLinkedTokenSource(token))
             {
-                flight.Silo = await grain.PrepareAsync(token).ConfigureAwait(false);
+                prepare.CancelAfter(prepareTimeout);
+                RequestContext.Set(IPlacementDirector.PlacementHintKey, flight.Target);
+                try
+                {
+                    flight.Silo = await grain.PrepareAsync(prepare.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (prepare.IsCancellationRequested && !token.IsCancellationRequested)
+                {
+                    flight.LostReason ??= $"silo {flight.Target} did not activate the shard within {prepareTimeout.TotalSeconds:F0} s";
+                    throw;
+                }
+                finally
+                {
+                    RequestContext.Remove(IPlacementDirector.PlacementHintKey);
+                }
             }
-            finally
-            {
-                RequestContext.Remove(IPlacementDirector.PlacementHintKey);
-            }
+            flight.Grain = grain;
+            flight.ComputeSent = DateTime.UtcNow;
             return await grain.ComputeAsync(request, token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested && flight.LostReason is null)

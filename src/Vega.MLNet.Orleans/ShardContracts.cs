@@ -18,6 +18,11 @@ internal interface ISelectionShardGrain : IGrainWithStringKey
     [Alias("Prepare")]
     Task<SiloAddress> PrepareAsync(CancellationToken cancellationToken);
 
+    /// <summary>Whether <see cref="ComputeAsync"/> has started (1), finished (2) or not reached the grain (0); answered while it runs.</summary>
+    [Alias("Status")]
+    [global::Orleans.Concurrency.AlwaysInterleave]
+    Task<int> StatusAsync(CancellationToken cancellationToken);
+
     /// <summary>Embeds the shard and returns its statistics (or a deterministic error such as a model the silo cannot load).</summary>
     /// <remarks>The coordinator bounds every call itself (<see cref="ClusterWorkerOptions.ShardTimeout"/>) and cancels it,
     /// so the runtime's own response timeout is set out of the way.</remarks>

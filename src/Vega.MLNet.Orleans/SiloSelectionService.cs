@@ -163,16 +163,22 @@ internal sealed class SiloSelectionService : IDisposable
 /// <summary>The shard grain: one activation per (run, shard, attempt), placed by the coordinator's hint, deactivated after its shard.</summary>
 internal sealed class SelectionShardGrain(SiloSelectionService service, ILocalSiloDetails silo) : Grain, ISelectionShardGrain
 {
+    private int _status;
+
     public Task<SiloAddress> PrepareAsync(CancellationToken cancellationToken) => Task.FromResult(silo.SiloAddress);
+
+    public Task<int> StatusAsync(CancellationToken cancellationToken) => Task.FromResult(Volatile.Read(ref _status));
 
     public async Task<ShardResult> ComputeAsync(ShardRequest request, CancellationToken cancellationToken)
     {
+        Volatile.Write(ref _status, 1);
         try
         {
             return await service.ComputeAsync(request, cancellationToken);
         }
         finally
         {
+            Volatile.Write(ref _status, 2);
             DeactivateOnIdle();
         }
     }

@@ -67,16 +67,30 @@ internal sealed record ClusterConnection(IReadOnlyList<IPEndPoint> Gateways, str
         }
     }
 
+    /// <summary>How long the client keeps trying to reach a gateway before the command fails (default).</summary>
+    public static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(20);
+
     /// <summary>Starts an Orleans client on the gateways (static clustering); dispose the host to disconnect.</summary>
-    public async Task<IHost> ConnectAsync(CancellationToken ct)
+    /// <exception cref="IOException">No gateway answered within <paramref name="timeout"/> (default 20 s).</exception>
+    public async Task<IHost> ConnectAsync(CancellationToken ct, TimeSpan? timeout = null)
     {
+        var connectTimeout = timeout ?? DefaultConnectTimeout;
         var builder = Host.CreateApplicationBuilder([]);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(LogLevel.Error);
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None); // a failed start is reported below, once
+        var deadline = DateTime.UtcNow + connectTimeout;
         builder.UseOrleansClient(client =>
         {
             client.UseStaticClustering([.. Gateways]);
+            // Orleans retries the first connection forever by default: retry for a while, then fail with the cause.
+            client.UseConnectionRetryFilter(async (_, token) =>
+            {
+                if (DateTime.UtcNow >= deadline) return false;
+                await Task.Delay(TimeSpan.FromSeconds(1), token);
+                return true;
+            });
             client.Configure<ClusterOptions>(o => { o.ClusterId = ClusterId; o.ServiceId = ServiceId; });
             client.AddVegaSelection();
         });
@@ -88,7 +102,7 @@ internal sealed record ClusterConnection(IReadOnlyList<IPEndPoint> Gateways, str
         catch (Exception e) when (e is not OperationCanceledException)
         {
             host.Dispose();
-            throw new IOException($"Cannot connect to the cluster at {string.Join(", ", Gateways)} (cluster '{ClusterId}'): {e.Message} Start the silos first (vega silo) and check the gateway ports.", e);
+            throw new IOException($"Cannot connect to the cluster at {string.Join(", ", Gateways)} (cluster '{ClusterId}') within {connectTimeout.TotalSeconds:F0} s: {e.Message} Start the silos first (vega silo) and check the gateway ports and the cluster id.", e);
         }
         return host;
     }

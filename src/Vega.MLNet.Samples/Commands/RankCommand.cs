@@ -58,13 +58,14 @@ internal static class RankCommand
         var clusterId = new Option<string>("--cluster-id") { Description = "Orleans cluster id of the silos.", DefaultValueFactory = _ => "vega" };
         var serviceId = new Option<string>("--service-id") { Description = "Orleans service id of the silos.", DefaultValueFactory = _ => "vega" };
         var shardSize = new Option<int>("--shard-size") { Description = "Cluster: images per shard (one grain call).", DefaultValueFactory = _ => 256 };
+        var connectTimeout = new Option<double>("--connect-timeout") { Description = "Cluster: seconds to keep trying to reach a gateway.", DefaultValueFactory = _ => 20 };
         var shardTimeout = new Option<double>("--shard-timeout") { Description = "Cluster: seconds one attempt at a shard may take before it is re-run on another silo.", DefaultValueFactory = _ => 600 };
         var command = new Command(evaluate ? "evaluate" : "rank", evaluate
             ? "Rank candidate models and, since the images are labelled, report true zero-shot accuracies and Kendall τ, Spearman ρ, top-k recall and regret of every metric."
             : "Rank candidate CLIP models by expected zero-shot accuracy on unlabeled images (VEGA and label-free baselines).");
         foreach (Option o in new Option[] { models, images, classes, templates, metric, report, json, cache, labels, folders, batch, threads, fast, preset, temperature, covariance, edges,
             fixedShrinkage, shrinkageFloor, varianceFloor, subspace, minImages, undefinedEdge, noEdgeMatrices, baseTemperature, bootstrap, bootstrapLevel, bootstrapSeed, scoringThreads,
-            cluster, clusterId, serviceId, shardSize, shardTimeout })
+            cluster, clusterId, serviceId, shardSize, shardTimeout, connectTimeout })
             command.Options.Add(o);
         if (!evaluate) foreach (Option o in new Option[] { budget, timeBudget, minSample, elimination, searchSeed }) command.Options.Add(o);
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
@@ -113,7 +114,9 @@ internal static class RankCommand
             {
                 // The embedding work runs on the cluster; the class texts are embedded here, once per candidate.
                 var connection = ClusterConnection.Parse(clusterValue, parse.GetValue(clusterId)!, parse.GetValue(serviceId)!);
-                using var host = await connection.ConnectAsync(ct);
+                double connectSeconds = parse.GetValue(connectTimeout);
+                if (!(connectSeconds > 0)) throw new ArgumentException($"--connect-timeout {connectSeconds}: give a positive number of seconds.");
+                using var host = await connection.ConnectAsync(ct, TimeSpan.FromSeconds(connectSeconds));
                 var worker = ClusterWorker(host, parse.GetValue(shardSize), parse.GetValue(shardTimeout));
                 AnsiConsole.MarkupLine(Markup.Escape($"cluster: {connection.Gateways.Count} gateway(s) ({string.Join(", ", connection.Gateways)}), shards of {worker.Options.ShardSize} images"));
                 options = options with { Worker = worker, OnModelStarting = (k, m) => AnsiConsole.MarkupLine(Markup.Escape($"{m.Name}: embedding {source.Count} images on the cluster …")) };

@@ -17,7 +17,7 @@ namespace Vega.MLNet.Tests.Orleans;
 /// killed with SIGKILL in the middle of a run (a real crash, not a graceful stop).
 /// </summary>
 [Collection("Orleans")]
-public sealed class OutOfProcessClusterTests
+public sealed class OutOfProcessClusterTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
 
@@ -26,6 +26,11 @@ public sealed class OutOfProcessClusterTests
     {
         string manifest = ClusterTestData.Manifest(160), classes = ClusterTestData.ClassFile();
         var models = ClusterTestData.Models();
+        // No silo at the gateway: a clear error once the connection timeout has passed, not a hang.
+        var (code, output, error) = Vega("rank", "--models", models[0], "--images", manifest, "--classes", classes, "--cluster", "127.0.0.1:9", "--connect-timeout", "2");
+        Assert.Equal(2, code);
+        Assert.Contains("Cannot connect to the cluster at 127.0.0.1:9", error);
+
         using var silos = new SiloProcesses("--probe-timeout 1", Fixtures.TempDir("vega-silos")); // a cache per silo in .vega-cache/silo-PORT
         await silos.AddAsync(3, Bound);
         string gateways = string.Join(",", silos.Silos.Select(s => $"127.0.0.1:{s.GatewayPort}"));
@@ -33,7 +38,7 @@ public sealed class OutOfProcessClusterTests
         // 1. The CLI: the same JSON as a single-machine run.
         string dir = Fixtures.TempDir();
         string[] common = ["rank", "--models", .. models, "--images", manifest, "--classes", classes, "--bootstrap", "50"];
-        var (code, output, error) = Vega([.. common, "--json", Path.Combine(dir, "local.json"), "--cache", Path.Combine(dir, "cache")]);
+        (code, output, error) = Vega([.. common, "--json", Path.Combine(dir, "local.json"), "--cache", Path.Combine(dir, "cache")]);
         Assert.True(code == 0, error + output);
         (code, output, error) = Vega([.. common, "--json", Path.Combine(dir, "cluster.json"), "--cluster", gateways, "--shard-size", "16"]);
         Assert.True(code == 0, error + output);
@@ -54,6 +59,7 @@ public sealed class OutOfProcessClusterTests
             ShardSize = 8,
             LivenessInterval = TimeSpan.FromSeconds(1),
             OnReport = reports.Add,
+            Log = line => log.WriteLine($"{(killedAt is { } k ? (DateTime.UtcNow - k).TotalSeconds : 0):F1} s after the kill: {line}"),
             Progress = new Inline(_ =>
             {
                 if (++finished == 4)
