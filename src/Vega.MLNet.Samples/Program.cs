@@ -32,6 +32,7 @@ internal static class Program
         yield return EmbedCommand.Create();
         yield return RankCommand.Create(evaluate: false);
         yield return RankCommand.Create(evaluate: true);
+        yield return SiloCommand.Create();
         yield return TuneCommand.Create();
         yield return PredictCommand.Create(evaluate: false);
         yield return PredictCommand.Create(evaluate: true);

@@ -28,5 +28,6 @@ internal static class BenchCommand
         yield return BenchPromptStep.Create();
         yield return BenchTune.Create();
         yield return BenchOnnxGraph.Create();
+        yield return BenchCluster.Create();
     }
 }

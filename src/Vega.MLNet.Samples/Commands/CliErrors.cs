@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Net.Sockets;
 using Spectre.Console;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
@@ -33,10 +34,29 @@ internal static class CliErrors
         }
     }
 
+    /// <summary><see cref="Run"/> for commands that await (the silo, cluster clients).</summary>
+    public static async Task<int> RunAsync(Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception e)
+        {
+            return Report(e);
+        }
+        finally
+        {
+            Terminal.ShowCursor();
+        }
+    }
+
     /// <summary>Prints <paramref name="e"/> as one line on stderr and returns the exit code.</summary>
     public static int Report(Exception e)
     {
         var inner = Unwrap(e);
+        // Cluster start-up failures arrive wrapped (e.g. a lifecycle exception around a socket error): show the cause.
+        while (inner is global::Orleans.Runtime.OrleansException && inner.InnerException is { } cause) inner = cause;
         if (inner is OperationCanceledException)
         {
             Console.Error.WriteLine("vega: cancelled.");
@@ -66,7 +86,8 @@ internal static class CliErrors
 
     public static bool IsUserError(Exception e) => e is CliUsageException or ClipModelException
         or ImageDecodeException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException
-        or NotSupportedException or IOException or UnauthorizedAccessException or JsonException;
+        or NotSupportedException or IOException or UnauthorizedAccessException or JsonException
+        or SocketException or global::Orleans.Runtime.OrleansException;
 
     public static void Warn(string message) => AnsiConsole.MarkupLine($"[yellow]warning:[/] {Markup.Escape(message)}");
 }

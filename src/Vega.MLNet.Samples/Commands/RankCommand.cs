@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using Vega.MLNet.Embedding;
+using Microsoft.Extensions.DependencyInjection;
 using Vega.MLNet.Models;
+using Vega.MLNet.Orleans;
 using Vega.MLNet.Reporting;
 using Vega.MLNet.Runtime;
 using Vega.MLNet.Selection;
@@ -54,14 +56,21 @@ internal static class RankCommand
         var searchSeed = new Option<int?>("--search-seed") { Description = "Budgeted search: seed of the random image order (default 0)." };
         var exif = new Option<bool>("--exif") { Description = "Apply EXIF orientation (the reference CLIP preprocessing does not)." };
         var truncate = new Option<bool>("--truncate") { Description = "Cut prompts longer than a model's context (the last kept token becomes the end token) instead of stopping with an error." };
+        var cluster = new Option<string?>("--cluster") { Description = "Embed on an Orleans cluster (vega silo): gateway endpoints host:port[,host:port…] or a JSON file {\"gateways\": [...], \"clusterId\": ..., \"serviceId\": ...}. Models and images must be at the same paths on every silo (docs/scale-out.md)." };
+        var clusterId = new Option<string>("--cluster-id") { Description = "Orleans cluster id of the silos.", DefaultValueFactory = _ => "vega" };
+        var serviceId = new Option<string>("--service-id") { Description = "Orleans service id of the silos.", DefaultValueFactory = _ => "vega" };
+        var shardSize = new Option<int>("--shard-size") { Description = "Cluster: images per shard (one grain call).", DefaultValueFactory = _ => 256 };
+        var connectTimeout = new Option<double>("--connect-timeout") { Description = "Cluster: seconds to keep trying to reach a gateway.", DefaultValueFactory = _ => 20 };
+        var shardTimeout = new Option<double>("--shard-timeout") { Description = "Cluster: seconds one attempt at a shard may take before it is re-run on another silo.", DefaultValueFactory = _ => 600 };
         var command = new Command(evaluate ? "evaluate" : "rank", evaluate
             ? "Rank candidate models and, since the images are labelled, report true zero-shot accuracies and Kendall τ, Spearman ρ, top-k recall and regret of every metric."
             : "Rank candidate CLIP models by expected zero-shot accuracy on unlabeled images (VEGA and label-free baselines).");
         foreach (Option o in new Option[] { models, images, classes, templates, metric, report, json, cache, labels, folders, batch, threads, fast, preset, temperature, covariance, edges,
-            fixedShrinkage, shrinkageFloor, varianceFloor, subspace, minImages, undefinedEdge, noEdgeMatrices, baseTemperature, bootstrap, bootstrapLevel, bootstrapSeed, scoringThreads, exif, truncate })
+            fixedShrinkage, shrinkageFloor, varianceFloor, subspace, minImages, undefinedEdge, noEdgeMatrices, baseTemperature, bootstrap, bootstrapLevel, bootstrapSeed, scoringThreads, exif, truncate,
+            cluster, clusterId, serviceId, shardSize, shardTimeout, connectTimeout })
             command.Options.Add(o);
         if (!evaluate) foreach (Option o in new Option[] { budget, timeBudget, minSample, elimination, searchSeed }) command.Options.Add(o);
-        command.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
+        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             // Every argument and output is checked before the work starts.
             var paths = parse.GetValue(models)!;
@@ -112,7 +121,20 @@ internal static class RankCommand
                 BudgetedSearch = search,
             };
             VlmSelectionResult result;
-            if (search is not null)
+            if (parse.GetValue(cluster) is { } clusterValue)
+            {
+                // The embedding work runs on the cluster; the class texts are embedded here, once per candidate.
+                var connection = ClusterConnection.Parse(clusterValue, parse.GetValue(clusterId)!, parse.GetValue(serviceId)!);
+                double connectSeconds = parse.GetValue(connectTimeout);
+                if (!(connectSeconds > 0)) throw new ArgumentException($"--connect-timeout {connectSeconds}: give a positive number of seconds.");
+                using var host = await connection.ConnectAsync(ct, TimeSpan.FromSeconds(connectSeconds));
+                var worker = ClusterWorker(host, parse.GetValue(shardSize), parse.GetValue(shardTimeout));
+                AnsiConsole.MarkupLine(Markup.Escape($"cluster: {connection.Gateways.Count} gateway(s) ({string.Join(", ", connection.Gateways)}), shards of {worker.Options.ShardSize} images"));
+                options = options with { Worker = worker, OnModelStarting = (k, m) => AnsiConsole.MarkupLine(Markup.Escape($"{m.Name}: embedding {source.Count} images on the cluster …")) };
+                result = await Task.Run(() => VisionLanguageModelSelection.SelectVisionLanguageModel([.. paths.Select(m => ModelCandidate.FromPath(m, CliInputs.ModelOptions(cacheDir)))], source, classNames, options, ct), ct);
+                await host.StopAsync(CancellationToken.None);
+            }
+            else if (search is not null)
                 // Candidates load on first use: one that fails to load is a failed trial and the search goes on.
                 result = VisionLanguageModelSelection.SelectVisionLanguageModel([.. paths.Select(m => ModelCandidate.FromPath(m, CliInputs.ModelOptions(cacheDir)))], source, classNames, options, ct);
             else
@@ -133,7 +155,7 @@ internal static class RankCommand
             if (html is not null) { HtmlReport.Write(html, result.Ranking, result.Evaluation, reportOptions); AnsiConsole.MarkupLine($"report: {Markup.Escape(html)}"); }
             if (js is not null) { JsonReport.Write(js, result.Ranking, result.Evaluation); AnsiConsole.MarkupLine($"json: {Markup.Escape(js)}"); }
             return 0;
-        })));
+        }));
         return command;
     }
 
@@ -147,6 +169,35 @@ internal static class RankCommand
         {
             throw new CliUsageException($"--metric '{s}': use one of {string.Join(", ", SelectionMetrics.All.Select(SelectionMetrics.Name))}.");
         }
+    }
+
+    /// <summary>The cluster worker of <c>--cluster</c>: retries are warnings, progress a line per 10 % of a model's images.</summary>
+    private static OrleansSelectionWorker ClusterWorker(Microsoft.Extensions.Hosting.IHost host, int shardSize, double timeoutSeconds)
+    {
+        if (shardSize < 1) throw new ArgumentException($"--shard-size {shardSize}: give at least 1 image per shard.");
+        if (!(timeoutSeconds > 0)) throw new ArgumentException($"--shard-timeout {timeoutSeconds}: give a positive number of seconds.");
+        int lastDecile = -1;
+        var progress = new SynchronousProgress(p =>
+        {
+            int decile = p.Total == 0 ? 10 : 10 * p.Done / p.Total;
+            if (p.Done < p.Total && decile == lastDecile) return;
+            lastDecile = p.Done >= p.Total ? -1 : decile;
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"  {p.Done}/{p.Total} images ({p.ImagesPerSecond:F1} images/s, {p.FromCache} cached, {p.Skipped} skipped)")));
+        });
+        var client = host.Services.GetRequiredService<global::Orleans.IClusterClient>();
+        return new OrleansSelectionWorker(client, new ClusterWorkerOptions
+        {
+            ShardSize = shardSize,
+            ShardTimeout = TimeSpan.FromSeconds(timeoutSeconds),
+            Log = CliErrors.Warn,
+            Progress = progress,
+        });
+    }
+
+    private sealed class SynchronousProgress(Action<EmbeddingProgress> report) : IProgress<EmbeddingProgress>
+    {
+        public void Report(EmbeddingProgress value) => report(value);
     }
 
     /// <summary>The budgeted-search options from the CLI, or null when none of --budget / --time-budget is given.</summary>

@@ -13,7 +13,7 @@ namespace Vega.MLNet.Imaging;
 public sealed record ImageItem(int Index, string Id, string? Path, string? Label, IReadOnlyList<string>? Candidates)
 {
     /// <summary>Where the item was declared (e.g. "manifest.csv line 7"), added to its error messages.</summary>
-    internal string? Origin { get; init; }
+    public string? Origin { get; init; }
 
     /// <summary>Position inside an IDX file.</summary>
     internal int IdxIndex { get; init; } = -1;

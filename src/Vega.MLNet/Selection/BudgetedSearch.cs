@@ -118,15 +118,22 @@ public sealed class ModelCandidate
 {
     private readonly Func<ClipModel> _load;
 
-    private ModelCandidate(string name, Func<ClipModel> load, bool owned)
+    private ModelCandidate(string name, Func<ClipModel> load, bool owned, string? path)
     {
         Name = name;
         _load = load;
         Owned = owned;
+        Path = path;
     }
 
     /// <summary>The candidate's name in trials and rankings.</summary>
     public string Name { get; }
+
+    /// <summary>
+    /// The full path of the model package (folder or clip.json) for a candidate made by <see cref="FromPath(string, ClipModelOptions, string?)"/>; null for
+    /// an already loaded model. Workers in other processes (<see cref="ISelectionWorker"/>) load the model from it.
+    /// </summary>
+    public string? Path { get; }
 
     /// <summary>Whether the selection disposes the model it loads.</summary>
     internal bool Owned { get; }
@@ -142,17 +149,17 @@ public sealed class ModelCandidate
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         ArgumentNullException.ThrowIfNull(options);
-        string full = Path.GetFullPath(path);
-        string dir = File.Exists(full) ? Path.GetDirectoryName(full)! : full;
+        string full = System.IO.Path.GetFullPath(path);
+        string dir = File.Exists(full) ? System.IO.Path.GetDirectoryName(full)! : full;
         string n = name ?? new DirectoryInfo(dir).Name;
-        return new ModelCandidate(n, () => ClipModel.Load(path, options with { Name = n }), owned: true);
+        return new ModelCandidate(n, () => ClipModel.Load(path, options with { Name = n }), owned: true, full);
     }
 
     /// <summary>An already loaded model (not disposed by the selection).</summary>
     public static ModelCandidate FromModel(ClipModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return new ModelCandidate(model.Name, () => model, owned: false);
+        return new ModelCandidate(model.Name, () => model, owned: false, path: null);
     }
 }
 
@@ -208,7 +215,7 @@ internal static class SuccessiveHalving
         public int Index = index;
         public ClipModel? Model;
         public EmbeddingMatrix? Texts;
-        public ScoringAccumulator? Stats;
+        public SelectionStatistics? Stats;
         public ModelScores? Last;
         public readonly Dictionary<int, ModelScores> ByRound = [];
         public int Embedded, FromCache, Sample, Round = -1;
@@ -227,6 +234,7 @@ internal static class SuccessiveHalving
         int n = images.Count;
         var classIndex = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int c = 0; c < classNames.Count; c++) classIndex[classNames[c]] = c;
+        var worker = options.ResolveWorker();
         var order = Enumerable.Range(0, n).ToArray();
         new Random(search.Seed).Shuffle(order);
         var schedule = Schedule(candidates.Count, n, search);
@@ -259,8 +267,8 @@ internal static class SuccessiveHalving
                     int newImages = 0;
                     try
                     {
-                        newImages = Advance(st, images, order, target, classNames, classIndex, options, skipped, ct);
-                        var scores = ModelSelector.Finish(st.Stats!, TimeSpan.Zero);
+                        newImages = Advance(st, images, order, target, classNames, classIndex, options, worker, skipped, ct);
+                        var scores = ModelSelector.Finish(st.Stats!.Accumulator, TimeSpan.Zero);
                         var single = Bootstrap.Apply([scores], metric, selection.Bootstrap)[0];
                         st.Last = single;
                         st.ByRound[round] = single;
@@ -371,9 +379,9 @@ internal static class SuccessiveHalving
         return ModelSelector.Compare(st.Last!, st.Index, other.Last!, other.Index, st.Stats!.Options.Metric) < 0;
     }
 
-    // Loads the candidate on first use, embeds the images order[st.Sample..target) and adds them to its statistics.
+    // Loads the candidate on first use, has the worker embed the images order[st.Sample..target) and add them to its statistics.
     private static int Advance(State st, ImageSource images, int[] order, int target, IReadOnlyList<string> classNames, Dictionary<string, int> classIndex,
-        VlmSelectionOptions options, Dictionary<int, SkippedItem> skipped, CancellationToken ct)
+        VlmSelectionOptions options, ISelectionWorker worker, Dictionary<int, SkippedItem> skipped, CancellationToken ct)
     {
         long t0 = Stopwatch.GetTimestamp();
         st.Model ??= st.Candidate.Load();
@@ -381,31 +389,39 @@ internal static class SuccessiveHalving
         {
             options.OnModelStarting?.Invoke(st.Index, st.Model);
             st.Texts = st.Model.EmbedClassNames(classNames, options.Templates, options.Text, ct);
-            st.Stats = new ScoringAccumulator(st.Candidate.Name, st.Texts, options.Selection);
+            st.Stats = SelectionStatistics.Create(st.Candidate.Name, st.Texts, options.Selection);
         }
         int from = st.Sample;
         if (target <= from) return 0;
         var indices = order[from..target];
         var subset = images.Subset(indices);
-        var embedded = options.EmbedImages is { } embed
-            ? embed(st.Model, subset, options.Images, ct)
-            : ImageEmbedder.Embed(st.Model, subset, options.Images, ct);
-        st.EmbeddingTime += Stopwatch.GetElapsedTime(t0);
-        foreach (var s in embedded.Skipped)
-            if (s.Index is int i) skipped.TryAdd(indices[i], s with { Index = indices[i] });
-        if (embedded.Embeddings.Count > 0)
+        var work = new SelectionWork
         {
-            var ids = embedded.Items.Select(it => (long)indices[it.Index]).ToArray();
-            st.Stats!.Add(embedded.Embeddings, ids);
-            if (Labels(embedded.Items, classIndex) is { } labels)
-                st.Correct += (long)Math.Round(SelectionEvaluation.ZeroShotAccuracy(embedded.Embeddings, st.Texts, labels) * labels.Length);
+            Candidate = st.Candidate,
+            ClassTexts = st.Texts,
+            Images = subset,
+            ImageIndices = indices,
+            Labels = Labels(subset.Items, classIndex),
+            Selection = options.Selection,
+            Embedding = options.Images,
+            Statistics = st.Stats,
+            Model = st.Model,
+        };
+        var done = worker.ComputeAsync(work, ct).GetAwaiter().GetResult();
+        st.Stats = done.Statistics;
+        st.EmbeddingTime += Stopwatch.GetElapsedTime(t0);
+        foreach (var s in done.Skipped)
+            if (s.Index is int i) skipped.TryAdd(i, s);
+        if (done.ImagesEmbedded > 0)
+        {
+            if (done.CorrectPredictions is long correct) st.Correct += correct;
         }
-        else if (st.Stats!.ImageCount == 0)
-            throw new ArgumentException($"No image of the sample could be read ({embedded.Skipped.Count} skipped; first: {embedded.Skipped.FirstOrDefault()?.Reason}).");
-        st.Embedded += embedded.Embeddings.Count;
-        st.FromCache += embedded.FromCache;
+        else if (st.Stats.ImageCount == 0)
+            throw new ArgumentException($"No image of the sample could be read ({done.Skipped.Count} skipped; first: {done.Skipped.FirstOrDefault()?.Reason}).");
+        st.Embedded += done.ImagesEmbedded;
+        st.FromCache += done.FromCache;
         st.Sample = target;
-        return embedded.Embeddings.Count;
+        return done.ImagesEmbedded;
     }
 
     private static int[]? Labels(IReadOnlyList<ImageItem> items, Dictionary<string, int> classIndex)

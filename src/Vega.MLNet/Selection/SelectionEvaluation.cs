@@ -93,7 +93,11 @@ public static class SelectionEvaluation
     /// <param name="classTexts">Class text embeddings, C×D.</param>
     /// <param name="labels">N labels in [0, C).</param>
     /// <exception cref="ArgumentException">Dimension or count mismatch, labels out of range, no images.</exception>
-    public static double ZeroShotAccuracy(EmbeddingMatrix images, EmbeddingMatrix classTexts, ReadOnlySpan<int> labels)
+    public static double ZeroShotAccuracy(EmbeddingMatrix images, EmbeddingMatrix classTexts, ReadOnlySpan<int> labels) =>
+        (double)CountCorrect(images, classTexts, labels) / images.Count;
+
+    /// <summary>The number of images whose most cosine-similar class text is their label (see <see cref="ZeroShotAccuracy"/>).</summary>
+    internal static long CountCorrect(EmbeddingMatrix images, EmbeddingMatrix classTexts, ReadOnlySpan<int> labels)
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(classTexts);
@@ -118,7 +122,7 @@ public static class SelectionEvaluation
             for (int r = 0; r < rows; r++)
                 if (TensorPrimitives.IndexOfMax<float>(cos.AsSpan(r * c, c)) == labels[start + r]) correct++;
         }
-        return (double)correct / images.Count;
+        return correct;
     }
 
     /// <summary>Ranks the candidates without labels, then evaluates every metric against their zero-shot accuracy on <paramref name="labels"/>.</summary>

@@ -27,8 +27,22 @@ public sealed record VlmSelectionOptions
     /// <summary>Called before each model is embedded, with its index and name (for progress displays).</summary>
     public Action<int, ClipModel>? OnModelStarting { get; init; }
 
-    /// <summary>Replaces the plain engine call (e.g. to show a progress bar); null uses <see cref="ImageEmbedder.Embed"/>.</summary>
+    /// <summary>
+    /// Replaces the plain engine call of the default local worker (e.g. to show a progress bar); null uses
+    /// <see cref="ImageEmbedder.Embed"/>. Not used when <see cref="Worker"/> is set.
+    /// </summary>
     public Func<ClipModel, ImageSource, ImageEmbeddingOptions, CancellationToken, ImageEmbeddings>? EmbedImages { get; init; }
+
+    /// <summary>
+    /// Where the image embedding work runs, for the full ranking and the budgeted search alike: null (default) embeds in
+    /// this process (<see cref="LocalSelectionWorker"/> with <see cref="EmbedImages"/>); another
+    /// <see cref="ISelectionWorker"/> runs it elsewhere, e.g. on a cluster (Vega.MLNet.Orleans). The class texts are
+    /// always embedded here, once per candidate; the statistics a worker returns merge exactly, so the ranking does not
+    /// depend on the worker.
+    /// </summary>
+    public ISelectionWorker? Worker { get; init; }
+
+    internal ISelectionWorker ResolveWorker() => Worker ?? new LocalSelectionWorker(EmbedImages);
 
     /// <summary>
     /// Run a budgeted search (successive halving) instead of scoring every candidate on every image; null (default)
@@ -128,14 +142,16 @@ public static class VisionLanguageModelSelection
             return SuccessiveHalving.Run(candidates, images, classNames, options, search, cancellationToken);
 
         var clock = Stopwatch.StartNew();
-        var classIndex = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int c = 0; c < classNames.Count; c++) classIndex[classNames[c]] = c;
+        var worker = options.ResolveWorker();
+        var labels = TaskLabels(images.Items, classNames);
+        var indices = new int[images.Count];
+        for (int i = 0; i < indices.Length; i++) indices[i] = i;
 
         var scores = new List<ModelScores>(candidates.Count);
         var runs = new List<CandidateRun>(candidates.Count);
         var accuracies = new Dictionary<string, double>(StringComparer.Ordinal);
         IReadOnlyList<SkippedItem> skipped = [];
-        bool labelled = true;
+        bool labelled = labels is not null;
         for (int k = 0; k < candidates.Count; k++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -146,27 +162,31 @@ public static class VisionLanguageModelSelection
                 options.OnModelStarting?.Invoke(k, model);
                 long t0 = Stopwatch.GetTimestamp();
                 var texts = model.EmbedClassNames(classNames, options.Templates, options.Text, cancellationToken);
-                var embedded = options.EmbedImages is { } embed
-                    ? embed(model, images, options.Images, cancellationToken)
-                    : ImageEmbedder.Embed(model, images, options.Images, cancellationToken);
-                var embeddingTime = Stopwatch.GetElapsedTime(t0);
-                if (embedded.Embeddings.Count == 0)
-                    throw new ArgumentException($"No image of {images.Description} could be read ({embedded.Skipped.Count} skipped; first: {embedded.Skipped.FirstOrDefault()?.Reason}).", nameof(images));
-                if (embedded.Skipped.Count > skipped.Count) skipped = embedded.Skipped;
-
-                // Each row carries its image's index, so the bootstrap pairs the same images across models.
-                long s0 = Stopwatch.GetTimestamp();
-                var statistics = new ScoringAccumulator(candidate.Name, texts, options.Selection);
-                statistics.Add(embedded.Embeddings, embedded.Items.Select(i => (long)i.Index).ToArray());
-                scores.Add(ModelSelector.Finish(statistics, Stopwatch.GetElapsedTime(s0)));
-                double? accuracy = null;
-                if (labelled && Labels(embedded.Items, classIndex) is { } labels)
+                var work = new SelectionWork
                 {
-                    accuracy = SelectionEvaluation.ZeroShotAccuracy(embedded.Embeddings, texts, labels);
+                    Candidate = candidate,
+                    ClassTexts = texts,
+                    Images = images,
+                    ImageIndices = indices,
+                    Labels = labels,
+                    Selection = options.Selection,
+                    Embedding = options.Images,
+                    Model = model,
+                };
+                var done = worker.ComputeAsync(work, cancellationToken).GetAwaiter().GetResult();
+                var embeddingTime = Stopwatch.GetElapsedTime(t0);
+                if (done.ImagesEmbedded == 0)
+                    throw new ArgumentException($"No image of {images.Description} could be read ({done.Skipped.Count} skipped; first: {done.Skipped.FirstOrDefault()?.Reason}).", nameof(images));
+                if (done.Skipped.Count > skipped.Count) skipped = done.Skipped;
+                scores.Add(done.Statistics.Score());
+                double? accuracy = null;
+                if (labelled && done.CorrectPredictions is long correct)
+                {
+                    accuracy = (double)correct / done.ImagesEmbedded;
                     accuracies[candidate.Name] = accuracy.Value;
                 }
                 else labelled = false;
-                runs.Add(new CandidateRun(candidate.Name, embedded.Embeddings.Count, embedded.FromCache, embeddingTime, accuracy));
+                runs.Add(new CandidateRun(candidate.Name, done.ImagesEmbedded, done.FromCache, embeddingTime, accuracy));
             }
             finally
             {
@@ -179,9 +199,11 @@ public static class VisionLanguageModelSelection
         return new VlmSelectionResult(ranking, evaluation, runs, skipped, classNames, clock.Elapsed);
     }
 
-    // The class index of every item, or null when some item has no label; an unknown label is an error.
-    private static int[]? Labels(IReadOnlyList<ImageItem> items, Dictionary<string, int> classIndex)
+    // The class index of every item, or null when some item has no label; a label that is not a class is an error.
+    private static int[]? TaskLabels(IReadOnlyList<ImageItem> items, IReadOnlyList<string> classNames)
     {
+        var classIndex = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int c = 0; c < classNames.Count; c++) classIndex[classNames[c]] = c;
         var labels = new int[items.Count];
         for (int i = 0; i < items.Count; i++)
         {
