@@ -90,6 +90,14 @@ public sealed class VisionLanguageModelSelectingEstimator : IEstimator<VisionLan
         /// <summary>A folder for the crash-safe embedding cache (null: no cache); fitting again embeds nothing.</summary>
         public string? CacheDirectory;
 
+        /// <summary>
+        /// Where the candidates embed the images: null runs the work in this process; an
+        /// <see cref="ISelectionWorker"/> runs it elsewhere — e.g. Vega.MLNet.Orleans's <c>OrleansSelectionWorker</c> over a
+        /// cluster of silos (docs/scale-out.md), with the same ranking as this process to 1e-9. Needs a path column whose
+        /// paths (and the candidate model paths) every worker can read. The class texts are embedded here.
+        /// </summary>
+        public ISelectionWorker? Worker;
+
         /// <summary>Images per ONNX Runtime run.</summary>
         public int BatchSize = ImageEmbeddingEstimator.Defaults.BatchSize;
 
@@ -147,9 +155,13 @@ public sealed class VisionLanguageModelSelectingEstimator : IEstimator<VisionLan
         if (kind == ImageInputKind.Path) result = RankPaths(input, column, names);
         else
         {
+            string holds = kind == ImageInputKind.Bytes ? "encoded bytes" : "MLImages";
             if (_options.BudgetedSearch is not null)
                 throw new ArgumentOutOfRangeException(nameof(input),
-                    $"The budgeted search samples images by path; column '{column.Name}' holds {(kind == ImageInputKind.Bytes ? "encoded bytes" : "MLImages")}. Give a path column, or set BudgetedSearch to null.");
+                    $"The budgeted search samples images by path; column '{column.Name}' holds {holds}. Give a path column, or set BudgetedSearch to null.");
+            if (_options.Worker is not null)
+                throw new ArgumentOutOfRangeException(nameof(input),
+                    $"A selection worker reads the images by path; column '{column.Name}' holds {holds}. Give a path column, or set Worker to null.");
             result = RankStreamed(input, column, names);
         }
         int chosen = Array.IndexOf(names, result.ChosenModel);
@@ -209,6 +221,7 @@ public sealed class VisionLanguageModelSelectingEstimator : IEstimator<VisionLan
                 Progress = _options.Progress,
             },
             BudgetedSearch = _options.BudgetedSearch,
+            Worker = _options.Worker,
         };
         return VisionLanguageModelSelection.SelectVisionLanguageModel(candidates, source, _options.ClassNames, options);
     }

@@ -107,6 +107,39 @@ public sealed class InProcessClusterTests(ThreeSiloCluster fixture) : IClassFixt
         SameRanking(local.Ranking, oneShard.Ranking, 0);
     }
 
+    private sealed class PathRow { public string ImagePath { get; set; } = ""; }
+
+    [Fact]
+    public async Task SelectVisionLanguageModelWithAClusterWorkerRanksAsInThisProcess()
+    {
+        // The ML.NET entry point: the same estimator with and without Worker, over an IDataView of image paths.
+        string manifest = ClusterTestData.Manifest(60);
+        string dir = Path.GetDirectoryName(manifest)!;
+        var ml = new Microsoft.ML.MLContext(seed: 1);
+        var rows = File.ReadLines(manifest).Skip(1).Select(l => new PathRow { ImagePath = Path.Combine(dir, l.Split(',')[0]) }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var models = ClusterTestData.Models();
+        Vega.MLNet.VisionLanguageModelSelectingTransformer Fit(ISelectionWorker? worker) =>
+            Microsoft.ML.VegaCatalog.SelectVisionLanguageModel(ml.Transforms, new Vega.MLNet.VisionLanguageModelSelectingEstimator.Options
+            {
+                CandidateModelPaths = models, ClassNames = ClusterTestData.Classes, ImageColumnName = "ImagePath", Worker = worker,
+            }).Fit(data);
+        using var local = await Task.Run(() => Fit(null)).WaitAsync(Bound);
+        using var cluster = await Task.Run(() => Fit(Worker(16))).WaitAsync(Bound);
+        Assert.Equal(local.ChosenModel, cluster.ChosenModel);
+        SameRanking(local.Result.Ranking, cluster.Result.Ranking, 1e-9);
+        Assert.Equal(local.Result.Skipped, cluster.Result.Skipped);
+
+        // A bytes column cannot be shipped to a worker: refused with the column and the fix.
+        var bytes = ml.Data.LoadFromEnumerable(rows.Take(4).Select(r => new BytesRow { Image = File.ReadAllBytes(r.ImagePath) }));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Microsoft.ML.VegaCatalog.SelectVisionLanguageModel(ml.Transforms,
+            new Vega.MLNet.VisionLanguageModelSelectingEstimator.Options { CandidateModelPaths = models, ClassNames = ClusterTestData.Classes, ImageColumnName = "Image", Worker = Worker(4) }).Fit(bytes));
+        Assert.Contains("'Image'", e.Message);
+        Assert.Contains("set Worker to null", e.Message);
+    }
+
+    private sealed class BytesRow { public byte[] Image { get; set; } = []; }
+
     [Fact]
     public async Task TheBudgetedSearchOnTheClusterEqualsTheSingleMachineSearch()
     {
