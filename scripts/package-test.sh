@@ -40,3 +40,10 @@ for doc in README.md src/Vega.MLNet/PACKAGE.md; do
   (cd "$work/readme" && dotnet build -c Release --nologo -v quiet -clp:ErrorsOnly)
   echo "package-test: the quick start of $doc compiles against the package"
 done
+
+# The ML.NET samples must use the package's public API only (the vega tool around them may see internals).
+mkdir -p "$work/samples"
+cp "$work/app/nuget.config" "$work/app/PackageConsumer.csproj" "$work/samples/"
+cp -r "$root/src/Vega.MLNet.Samples/Samples" "$work/samples/Samples"
+(cd "$work/samples" && dotnet build -c Release --nologo -v quiet -clp:ErrorsOnly -p:OutputType=Library)
+echo "package-test: the ML.NET samples build against the package's public API"

@@ -63,7 +63,7 @@ internal sealed record ClusterRunReport(
     TimeSpan Wall, TimeSpan Merge, long BytesReceived);
 
 /// <summary>
-/// An <see cref="ISelectionWorker"/> that runs the embedding work on an Orleans cluster: the work's images are cut into
+/// An <see cref="SelectionWorker"/> that runs the embedding work on an Orleans cluster: the work's images are cut into
 /// shards of <see cref="ClusterWorkerOptions.ShardSize"/>, each shard is embedded by a grain on a silo (one shard per
 /// silo at a time, placed by the coordinator) and returns its <see cref="SelectionStatistics"/> as bytes, and the shards
 /// are merged in shard order — so the result does not depend on timing or on which silo ran what. A shard whose call
@@ -76,7 +76,7 @@ internal sealed record ClusterRunReport(
 /// <see cref="VegaOrleansHosting.AddVegaSelection(global::Orleans.Hosting.ISiloBuilder, Action{VegaSiloOptions}?)"/>.
 /// See docs/scale-out.md.
 /// </remarks>
-public sealed class OrleansSelectionWorker : ISelectionWorker
+public sealed class OrleansSelectionWorker : SelectionWorker
 {
     private readonly IGrainFactory _grains;
     private readonly ClusterWorkerOptions _options;
@@ -111,7 +111,7 @@ public sealed class OrleansSelectionWorker : ISelectionWorker
     /// <exception cref="ArgumentException">The candidate has no path, an image is not a file, or a silo found the input wrong.</exception>
     /// <exception cref="ClipModelException">A silo cannot load the model (or has different files at its path).</exception>
     /// <exception cref="IOException">No silo is active, or a shard failed <see cref="ClusterWorkerOptions.MaxAttempts"/> times (the message lists every attempt).</exception>
-    public async Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default)
+    internal override async Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
         work.Validate();

@@ -5,20 +5,29 @@ using Vega.MLNet.Models;
 namespace Vega.MLNet.Embedding;
 
 /// <summary>
-/// The image tower of a <see cref="ClipModel"/> as a Microsoft.Extensions.AI embedding generator: encoded images
-/// (JPEG or PNG bytes in <see cref="DataContent"/>) in, L2-normalised CLIP image embeddings out, in the same space as
-/// <see cref="ClipTextEmbeddingGenerator"/>'s text embeddings. Decoding and preprocessing are the model's
-/// (<see cref="ClipModel.Preprocessing"/>).
+/// The image tower of a CLIP model package as a Microsoft.Extensions.AI embedding generator: encoded images
+/// (JPEG, PNG, WebP, GIF or BMP bytes in <see cref="DataContent"/>) in, L2-normalised CLIP image embeddings out, in the
+/// same space as <see cref="ClipTextEmbeddingGenerator"/>'s text embeddings. Decoding and preprocessing are the model's
+/// (Pillow-exact, docs/imaging.md).
 /// </summary>
 public sealed class ClipImageEmbeddingGenerator : IEmbeddingGenerator<DataContent, Embedding<float>>
 {
     private readonly ClipModel _model;
+    private readonly bool _owned;
     private readonly ImagePreprocessor _preprocessor;
     private readonly DecodeOptions _decode;
     private readonly EmbeddingGeneratorMetadata _metadata;
 
+    /// <summary>Loads the model package at <paramref name="modelPath"/> (a folder or its clip.json); disposing the generator releases it.</summary>
+    /// <param name="modelPath">The CLIP model package (OpenAI or Hugging Face layout, docs/models.md).</param>
+    /// <param name="modelOptions">Device, threads and the optimised-model cache (null: CPU, one thread per core).</param>
+    /// <param name="decodeOptions">Decoding (EXIF orientation; off by default, as in the reference preprocessing).</param>
+    /// <exception cref="ClipModelException">The package cannot be loaded; the message names the file and the fix.</exception>
+    public ClipImageEmbeddingGenerator(string modelPath, ClipModelOptions? modelOptions = null, DecodeOptions? decodeOptions = null)
+        : this(ClipModel.Load(modelPath, modelOptions ?? new ClipModelOptions()), decodeOptions) => _owned = true;
+
     /// <summary>Wraps <paramref name="model"/> (not owned).</summary>
-    public ClipImageEmbeddingGenerator(ClipModel model, DecodeOptions? decodeOptions = null)
+    internal ClipImageEmbeddingGenerator(ClipModel model, DecodeOptions? decodeOptions = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         _preprocessor = new ImagePreprocessor(model.Preprocessing);
@@ -59,10 +68,12 @@ public sealed class ClipImageEmbeddingGenerator : IEmbeddingGenerator<DataConten
         if (serviceKey is not null) return null;
         if (serviceType == typeof(EmbeddingGeneratorMetadata)) return _metadata;
         if (serviceType.IsInstanceOfType(this)) return this;
-        if (serviceType == typeof(ClipModel)) return _model;
         return null;
     }
 
-    /// <summary>Does nothing: the model is owned by the caller.</summary>
-    public void Dispose() { }
+    /// <summary>Releases the model if this generator loaded it.</summary>
+    public void Dispose()
+    {
+        if (_owned) _model.Dispose();
+    }
 }

@@ -4,18 +4,27 @@ using Vega.MLNet.Models;
 namespace Vega.MLNet.Embedding;
 
 /// <summary>
-/// The text tower of a <see cref="ClipModel"/> as a Microsoft.Extensions.AI embedding generator: texts in,
+/// The text tower of a CLIP model package as a Microsoft.Extensions.AI embedding generator: texts in,
 /// L2-normalised CLIP text embeddings out (in the same space as the image embeddings of
 /// <see cref="ClipImageEmbeddingGenerator"/>).
 /// </summary>
 public sealed class ClipTextEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>
 {
     private readonly ClipModel _model;
+    private readonly bool _owned;
     private readonly TextEmbeddingOptions _options;
     private readonly EmbeddingGeneratorMetadata _metadata;
 
+    /// <summary>Loads the model package at <paramref name="modelPath"/> (a folder or its clip.json); disposing the generator releases it.</summary>
+    /// <param name="modelPath">The CLIP model package (OpenAI or Hugging Face layout, docs/models.md).</param>
+    /// <param name="modelOptions">Device, threads and the optimised-model cache (null: CPU, one thread per core).</param>
+    /// <param name="options">Prompt handling (truncation of over-long texts).</param>
+    /// <exception cref="ClipModelException">The package cannot be loaded; the message names the file and the fix.</exception>
+    public ClipTextEmbeddingGenerator(string modelPath, ClipModelOptions? modelOptions = null, TextEmbeddingOptions? options = null)
+        : this(ClipModel.Load(modelPath, modelOptions ?? new ClipModelOptions()), options) => _owned = true;
+
     /// <summary>Wraps <paramref name="model"/> (not owned: disposing the generator does not dispose the model).</summary>
-    public ClipTextEmbeddingGenerator(ClipModel model, TextEmbeddingOptions? options = null)
+    internal ClipTextEmbeddingGenerator(ClipModel model, TextEmbeddingOptions? options = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         _options = options ?? TextEmbeddingOptions.Default;
@@ -49,10 +58,12 @@ public sealed class ClipTextEmbeddingGenerator : IEmbeddingGenerator<string, Emb
         if (serviceKey is not null) return null;
         if (serviceType == typeof(EmbeddingGeneratorMetadata)) return _metadata;
         if (serviceType.IsInstanceOfType(this)) return this;
-        if (serviceType == typeof(ClipModel)) return _model;
         return null;
     }
 
-    /// <summary>Does nothing: the model is owned by the caller.</summary>
-    public void Dispose() { }
+    /// <summary>Releases the model if this generator loaded it.</summary>
+    public void Dispose()
+    {
+        if (_owned) _model.Dispose();
+    }
 }

@@ -8,7 +8,7 @@ using System.Text.Json;
 namespace Vega.MLNet.Embedding;
 
 /// <summary>How images are identified in the embedding cache.</summary>
-public enum ImageIdentity
+internal enum ImageIdentity
 {
     /// <summary>SHA-256 of the file's bytes (or of the pixels for IDX / in-memory images). Safe; reads every file.</summary>
     Content,
@@ -19,7 +19,7 @@ public enum ImageIdentity
 
 /// <summary>A 256-bit cache key (a SHA-256).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public readonly record struct CacheKey(ulong A, ulong B, ulong C, ulong D)
+internal readonly record struct CacheKey(ulong A, ulong B, ulong C, ulong D)
 {
     /// <summary>The key of some bytes.</summary>
     public static CacheKey FromBytes(ReadOnlySpan<byte> bytes)
@@ -62,7 +62,7 @@ public readonly record struct CacheKey(ulong A, ulong B, ulong C, ulong D)
 /// written (read-only file system or permissions) is opened read-only: cached rows are served, new rows are not saved
 /// (<see cref="IsReadOnly"/>).
 /// </summary>
-public sealed class EmbeddingCache : IDisposable
+internal sealed class EmbeddingCache : IDisposable
 {
     /// <summary>File magic.</summary>
     public const string Magic = "VGEMBED1";

@@ -6,7 +6,7 @@ namespace Vega.MLNet.Embedding;
 /// A dense row-major float32 matrix of embeddings, one row per item (image or text), in the order of the source.
 /// Rows produced by the embedding engine are L2-normalised.
 /// </summary>
-public sealed class EmbeddingMatrix
+internal sealed class EmbeddingMatrix
 {
     /// <summary>Wraps <paramref name="data"/> (not copied) as <paramref name="count"/> rows of <paramref name="dimension"/>.</summary>
     public EmbeddingMatrix(float[] data, int count, int dimension)

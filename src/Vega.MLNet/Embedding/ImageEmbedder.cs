@@ -8,7 +8,7 @@ using Vega.MLNet.Models;
 namespace Vega.MLNet.Embedding;
 
 /// <summary>Options of <see cref="ImageEmbedder"/>.</summary>
-public sealed record ImageEmbeddingOptions
+internal sealed record ImageEmbeddingOptions
 {
     /// <summary>Images per image-tower run (default 32).</summary>
     public int BatchSize { get; init; } = 32;
@@ -42,7 +42,7 @@ public sealed record ImageEmbeddingOptions
 public sealed record EmbeddingProgress(int Done, int Total, int FromCache, int Skipped, double ImagesPerSecond, TimeSpan? Remaining);
 
 /// <summary>The embeddings of an image source for one model.</summary>
-public sealed class ImageEmbeddings
+internal sealed class ImageEmbeddings
 {
     internal ImageEmbeddings(string modelName, EmbeddingMatrix embeddings, ImageItem[] items, IReadOnlyList<SkippedItem> skipped, int fromCache, int computed, TimeSpan elapsed, string? cacheFile,
         IReadOnlyList<string>? warnings = null)
@@ -94,7 +94,7 @@ public sealed class ImageEmbeddings
 /// the next one, so an interrupted run keeps all finished batches and the next run resumes.
 /// Unreadable files are skipped and reported; they never abort the run.
 /// </summary>
-public static class ImageEmbedder
+internal static class ImageEmbedder
 {
     private readonly record struct Prepared(int Index, CacheKey Key, float[] Pixels);
 

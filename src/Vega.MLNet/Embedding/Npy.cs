@@ -4,7 +4,7 @@ using System.Text;
 namespace Vega.MLNet.Embedding;
 
 /// <summary>Writes and reads NumPy .npy files (format version 1.0, little-endian float32, C order).</summary>
-public static class Npy
+internal static class Npy
 {
     /// <summary>Writes a float32 [rows, columns] array.</summary>
     public static void WriteFloat32(string path, ReadOnlySpan<float> data, int rows, int columns)

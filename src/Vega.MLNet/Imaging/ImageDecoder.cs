@@ -16,7 +16,7 @@ namespace Vega.MLNet.Imaging;
 /// bytes, never from the file extension. Failures are <see cref="ImageDecodeException"/>s naming the file and the
 /// reason. Thread-safe.
 /// </summary>
-public static class ImageDecoder
+internal static class ImageDecoder
 {
     /// <summary>
     /// Reads and decodes the file at <paramref name="path"/>. Reading failures (missing file, permission, a folder) are

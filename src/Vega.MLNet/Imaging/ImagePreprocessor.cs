@@ -8,7 +8,7 @@ namespace Vega.MLNet.Imaging;
 /// rescale and per-channel normalisation in float32 exactly as torchvision does (a 256-entry table per channel holds the
 /// same float32 results). Thread-safe and allocation-free per call (scratch buffers are pooled).
 /// </summary>
-public sealed class ImagePreprocessor
+internal sealed class ImagePreprocessor
 {
     private readonly float[] _table; // [3 × 256]: normalised value of each byte per channel
 

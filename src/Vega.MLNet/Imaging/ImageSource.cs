@@ -10,10 +10,10 @@ namespace Vega.MLNet.Imaging;
 /// <param name="Path">The file to decode (null for images that are not files, e.g. IDX entries).</param>
 /// <param name="Label">The item's label if the source has one (CSV label column, IDX label, or sub-folder name).</param>
 /// <param name="Candidates">Candidate labels for this item (CSV <c>candidates</c> column, "a|b|c"), or null.</param>
-public sealed record ImageItem(int Index, string Id, string? Path, string? Label, IReadOnlyList<string>? Candidates)
+internal sealed record ImageItem(int Index, string Id, string? Path, string? Label, IReadOnlyList<string>? Candidates)
 {
     /// <summary>Where the item was declared (e.g. "manifest.csv line 7"), added to its error messages.</summary>
-    public string? Origin { get; init; }
+    internal string? Origin { get; init; }
 
     /// <summary>Position inside an IDX file.</summary>
     internal int IdxIndex { get; init; } = -1;
@@ -36,7 +36,7 @@ public sealed record SkippedItem(int? Index, string Id, string? Path, string Rea
 /// and never stops the run. Entries rejected while listing (e.g. a CSV line with an empty path) are in
 /// <see cref="Skipped"/> from the start and are not items.
 /// </summary>
-public sealed class ImageSource
+internal sealed class ImageSource
 {
     /// <summary>
     /// The default folder extensions (case-insensitive): .jpg, .jpeg, .png, .gif, .webp, .bmp, .tif, .tiff. Every

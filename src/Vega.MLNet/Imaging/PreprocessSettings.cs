@@ -1,7 +1,7 @@
 namespace Vega.MLNet.Imaging;
 
 /// <summary>How the image is brought to the model's input size.</summary>
-public enum ResizeMode
+internal enum ResizeMode
 {
     /// <summary>Resize so the shorter side is <see cref="PreprocessSettings.ResizeShortestEdge"/> (aspect kept), then crop the centre (CLIP, torchvision <c>Resize(n)</c> + <c>CenterCrop</c>).</summary>
     ShortestEdgeThenCenterCrop,
@@ -11,7 +11,7 @@ public enum ResizeMode
 }
 
 /// <summary>Resampling filter; both reproduce Pillow's <c>Image.resize</c> byte for byte (separable, 22-bit fixed point, antialiased when reducing).</summary>
-public enum ResamplingFilter
+internal enum ResamplingFilter
 {
     /// <summary>Pillow's <c>BICUBIC</c>: cubic convolution, a = −0.5, support 2 (scaled by the reduction factor).</summary>
     Bicubic,
@@ -21,7 +21,7 @@ public enum ResamplingFilter
 }
 
 /// <summary>How the centre crop's offset <c>(resized − crop) / 2</c> is rounded when it is not a whole number.</summary>
-public enum CropRounding
+internal enum CropRounding
 {
     /// <summary>Python's <c>round</c>, half to even (torchvision <c>CenterCrop</c>, openai/CLIP).</summary>
     RoundHalfEven,
@@ -34,7 +34,7 @@ public enum CropRounding
 /// Image preprocessing parameters. The defaults are openai/CLIP's: shorter side to 224 with Pillow bicubic, centre crop
 /// 224 with round-half-even offsets, <c>x / 255</c> in float32, CLIP's mean and std, CHW output.
 /// </summary>
-public sealed record PreprocessSettings
+internal sealed record PreprocessSettings
 {
     /// <summary>CLIP's per-channel mean (the float32 roundings of 0.48145466, 0.4578275, 0.40821073).</summary>
     public static IReadOnlyList<float> ClipMean { get; } = Array.AsReadOnly([0.48145466f, 0.4578275f, 0.40821073f]);

@@ -6,7 +6,7 @@ namespace Vega.MLNet.Imaging;
 /// <see cref="ImageDecoder"/> or <see cref="ImageSource.TryLoad"/>): its array then only grows, so
 /// <see cref="Pixels"/> may be longer than the image; <see cref="Span"/> is exactly the image.
 /// </summary>
-public sealed class RgbImage
+internal sealed class RgbImage
 {
     /// <summary>Creates an empty (0 × 0) image, meant to be passed as a reusable decode buffer.</summary>
     public RgbImage() => Pixels = [];

@@ -92,11 +92,11 @@ public sealed class VisionLanguageModelSelectingEstimator : IEstimator<VisionLan
 
         /// <summary>
         /// Where the candidates embed the images: null runs the work in this process; an
-        /// <see cref="ISelectionWorker"/> runs it elsewhere — e.g. Vega.MLNet.Orleans's <c>OrleansSelectionWorker</c> over a
+        /// <see cref="SelectionWorker"/> runs it elsewhere — e.g. Vega.MLNet.Orleans's <c>OrleansSelectionWorker</c> over a
         /// cluster of silos (docs/scale-out.md), with the same ranking as this process to 1e-9. Needs a path column whose
         /// paths (and the candidate model paths) every worker can read. The class texts are embedded here.
         /// </summary>
-        public ISelectionWorker? Worker;
+        public SelectionWorker? Worker;
 
         /// <summary>Images per ONNX Runtime run.</summary>
         public int BatchSize = ImageEmbeddingEstimator.Defaults.BatchSize;

@@ -7,7 +7,7 @@ using Vega.MLNet.Text;
 namespace Vega.MLNet.Models;
 
 /// <summary>The file layout a <see cref="ClipModel"/> was loaded from.</summary>
-public enum ClipModelLayout
+internal enum ClipModelLayout
 {
     /// <summary>Hugging Face split export: vision_model.onnx + text_model.onnx (+ tokenizer and configs).</summary>
     HuggingFaceSplit,
@@ -82,7 +82,7 @@ public sealed record TextEmbeddingOptions
 /// fixed or dynamic text length are read from the ONNX metadata; a <c>clip.json</c> beside the files overrides any of
 /// it. Thread-safe for embedding.
 /// </summary>
-public sealed class ClipModel : IDisposable
+internal sealed class ClipModel : IDisposable
 {
     private readonly TextTower _text;
     private readonly ImageTower _image;

@@ -7,7 +7,7 @@ using Vega.MLNet.Selection;
 namespace Vega.MLNet.Reporting;
 
 /// <summary>Options of <see cref="HtmlReport"/>.</summary>
-public sealed record ReportOptions
+internal sealed record ReportOptions
 {
     /// <summary>Page title. Default "Model selection report".</summary>
     public string Title { get; init; } = "Model selection report";
@@ -31,7 +31,7 @@ public sealed record ReportOptions
 /// ranking table, score bars, evaluation table and score-vs-accuracy scatter plots per metric, heatmaps of the textual
 /// and visual edge matrices of the chosen model, per-class diagnostics. See docs/report.md.
 /// </summary>
-public static class HtmlReport
+internal static class HtmlReport
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
     private const string NodeColour = "#4c78a8", EdgeColour = "#f58518", MetricColour = "#54a24b", Missing = "#d9d9d9";

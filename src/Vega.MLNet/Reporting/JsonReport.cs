@@ -10,7 +10,7 @@ namespace Vega.MLNet.Reporting;
 /// string "NaN", durations in seconds. The C×C edge matrices are left out unless asked for (they grow with C²). The
 /// document carries <c>schemaVersion</c> (<see cref="SchemaVersion"/>); docs/report.md documents every field.
 /// </summary>
-public static class JsonReport
+internal static class JsonReport
 {
     /// <summary>
     /// The version of the JSON schema written: 2 added <c>schemaVersion</c>, the bootstrap (<c>intervals</c>,

@@ -114,7 +114,7 @@ public interface ISelectionMonitor
 }
 
 /// <summary>A candidate model of a selection: its name and how to load it (loaded on first use, so a load failure is a failed trial).</summary>
-public sealed class ModelCandidate
+internal sealed class ModelCandidate
 {
     private readonly Func<ClipModel> _load;
 
@@ -131,7 +131,7 @@ public sealed class ModelCandidate
 
     /// <summary>
     /// The full path of the model package (folder or clip.json) for a candidate made by <see cref="FromPath(string, ClipModelOptions, string?)"/>; null for
-    /// an already loaded model. Workers in other processes (<see cref="ISelectionWorker"/>) load the model from it.
+    /// an already loaded model. Workers in other processes (<see cref="SelectionWorker"/>) load the model from it.
     /// </summary>
     public string? Path { get; }
 
@@ -381,7 +381,7 @@ internal static class SuccessiveHalving
 
     // Loads the candidate on first use, has the worker embed the images order[st.Sample..target) and add them to its statistics.
     private static int Advance(State st, ImageSource images, int[] order, int target, IReadOnlyList<string> classNames, Dictionary<string, int> classIndex,
-        VlmSelectionOptions options, ISelectionWorker worker, Dictionary<int, SkippedItem> skipped, CancellationToken ct)
+        VlmSelectionOptions options, SelectionWorker worker, Dictionary<int, SkippedItem> skipped, CancellationToken ct)
     {
         long t0 = Stopwatch.GetTimestamp();
         st.Model ??= st.Candidate.Load();

@@ -8,7 +8,7 @@ namespace Vega.MLNet.Selection;
 /// label-free baselines) and ranks them. The embeddings of each model are its image embeddings (N×D) and its class text
 /// embeddings (C×D); rows need not be normalised.
 /// </summary>
-public static class ModelSelector
+internal static class ModelSelector
 {
     /// <summary>Every label-free metric of one model on one task.</summary>
     /// <param name="modelName">Name used in messages and results.</param>

@@ -86,7 +86,7 @@ public sealed record MetricSummary
 }
 
 /// <summary>Evaluation of label-free selection when labels exist: accuracies, rank correlations, recalls, regret.</summary>
-public static class SelectionEvaluation
+internal static class SelectionEvaluation
 {
     /// <summary>Zero-shot accuracy: the fraction of images whose most cosine-similar class text is their label.</summary>
     /// <param name="images">Image embeddings, N×D.</param>

@@ -40,7 +40,7 @@ public enum SelectionMetric
 }
 
 /// <summary>Canonical names of the <see cref="SelectionMetric"/> values (the keys of <see cref="ModelScores.Metrics"/>).</summary>
-public static class SelectionMetrics
+internal static class SelectionMetrics
 {
     private static readonly string[] Names = ["vega", "vega-node", "vega-edge", "msp", "neg-entropy", "margin", "max-cosine", "dispersity", "random"];
 
@@ -66,7 +66,7 @@ public static class SelectionMetrics
 }
 
 /// <summary>Options of <see cref="ModelSelector"/>: the ranking metric, VEGA's and the baselines' hyper-parameters.</summary>
-public sealed record SelectionOptions
+internal sealed record SelectionOptions
 {
     /// <summary>
     /// The metric that orders the models. Default <see cref="SelectionMetric.Dispersity"/>, chosen by measurement on the

@@ -166,7 +166,7 @@ public sealed record RankingResult
     public required IReadOnlyList<string> Warnings { get; init; }
 
     /// <summary>The options used.</summary>
-    public required SelectionOptions Options { get; init; }
+    internal SelectionOptions Options { get; init; } = new();
 
     /// <summary>Wall time of scoring and ordering all models.</summary>
     public required TimeSpan TotalTime { get; init; }

@@ -14,7 +14,7 @@ namespace Vega.MLNet.Selection;
 /// with one pass to rounding), and travel between processes or machines as bytes (<see cref="ToBytes"/>: a versioned
 /// binary format with a CRC-32, docs/vega.md "Statistics format").
 /// </summary>
-public sealed class SelectionStatistics
+internal sealed class SelectionStatistics
 {
     /// <summary>The version of the binary format written by <see cref="ToBytes"/>; <see cref="FromBytes"/> reads only this version.</summary>
     public const int FormatVersion = 1;

@@ -6,30 +6,31 @@ using Vega.MLNet.Models;
 namespace Vega.MLNet.Selection;
 
 /// <summary>
-/// Computes the selection statistics of one candidate model on some images: the seam through which a selection
-/// (<see cref="VisionLanguageModelSelection"/>, the full ranking and the budgeted search) has its embedding work done.
-/// <see cref="LocalSelectionWorker"/> (the default) embeds in this process through the embedding engine and its cache;
-/// other implementations run the same work elsewhere (e.g. Vega.MLNet.Orleans on a cluster) and return statistics that
-/// merge exactly (<see cref="SelectionStatistics.Merge"/>), so the ranking does not depend on where the work ran.
+/// Where a model selection has its embedding work done: the statistics of one candidate model on some images. Null (the
+/// default) embeds in this process through the embedding engine and its cache; Vega.MLNet.Orleans's
+/// <c>OrleansSelectionWorker</c> runs the same work on a cluster and returns statistics that merge exactly, so the ranking
+/// does not depend on where the work ran. Set it on <see cref="VisionLanguageModelSelectingEstimator.Options.Worker"/>.
 /// </summary>
-public interface ISelectionWorker
+/// <remarks>The work itself is internal to Vega.MLNet and its companion packages: a worker is obtained from them, not
+/// written by hand.</remarks>
+public abstract class SelectionWorker
 {
+    private protected SelectionWorker() { }
+
     /// <summary>
     /// Embeds <see cref="SelectionWork.Images"/> with the candidate's image tower and adds them to the candidate's
     /// statistics (<see cref="SelectionWork.Statistics"/>, or new ones). An image that cannot be read is skipped and
     /// reported; a candidate that cannot be loaded is an error (the exception's message says why).
     /// </summary>
-    /// <param name="work">What to compute.</param>
-    /// <param name="cancellationToken">Stops the work.</param>
-    Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default);
+    internal abstract Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default);
 }
 
 /// <summary>
-/// The embedding work of one candidate model on some images of a task, for an <see cref="ISelectionWorker"/>. The class
+/// The embedding work of one candidate model on some images of a task, for an <see cref="SelectionWorker"/>. The class
 /// text embeddings are computed once, by the caller, with the candidate's text tower: every piece of work of a candidate
 /// then shares the same class texts (statistics merge only over identical texts), and a worker needs only the image tower.
 /// </summary>
-public sealed record SelectionWork
+internal sealed record SelectionWork
 {
     /// <summary>The candidate: its name, and for workers in other processes its <see cref="ModelCandidate.Path"/>.</summary>
     public required ModelCandidate Candidate { get; init; }
@@ -108,8 +109,8 @@ public sealed record SelectionWork
     }
 }
 
-/// <summary>What an <see cref="ISelectionWorker"/> computed for one <see cref="SelectionWork"/>.</summary>
-public sealed record SelectionWorkResult
+/// <summary>What an <see cref="SelectionWorker"/> computed for one <see cref="SelectionWork"/>.</summary>
+internal sealed record SelectionWorkResult
 {
     /// <summary>The candidate's statistics with the work's readable images added (the work's own object when it gave one).</summary>
     public required SelectionStatistics Statistics { get; init; }
@@ -134,10 +135,10 @@ public sealed record SelectionWorkResult
 }
 
 /// <summary>
-/// The default <see cref="ISelectionWorker"/>: embeds in this process through <see cref="ImageEmbedder"/> (and the
+/// The default <see cref="SelectionWorker"/>: embeds in this process through <see cref="ImageEmbedder"/> (and the
 /// embedding cache of <see cref="SelectionWork.Embedding"/>) and adds the rows to the statistics in one pass.
 /// </summary>
-public sealed class LocalSelectionWorker : ISelectionWorker
+internal sealed class LocalSelectionWorker : SelectionWorker
 {
     private readonly Func<ClipModel, ImageSource, ImageEmbeddingOptions, CancellationToken, ImageEmbeddings>? _embed;
 
@@ -149,7 +150,7 @@ public sealed class LocalSelectionWorker : ISelectionWorker
 
     /// <inheritdoc />
     /// <remarks>Runs synchronously on the calling thread (the embedding engine uses its own threads).</remarks>
-    public Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default)
+    internal override Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
         work.Validate();

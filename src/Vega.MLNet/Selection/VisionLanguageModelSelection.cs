@@ -7,7 +7,7 @@ using Vega.MLNet.Text;
 namespace Vega.MLNet.Selection;
 
 /// <summary>Options of <see cref="VisionLanguageModelSelection"/>.SelectVisionLanguageModel.</summary>
-public sealed record VlmSelectionOptions
+internal sealed record VlmSelectionOptions
 {
     /// <summary>Prompt templates for the class names (default <c>"a photo of a {}."</c>).</summary>
     public PromptTemplates Templates { get; init; } = PromptTemplates.Default;
@@ -36,13 +36,13 @@ public sealed record VlmSelectionOptions
     /// <summary>
     /// Where the image embedding work runs, for the full ranking and the budgeted search alike: null (default) embeds in
     /// this process (<see cref="LocalSelectionWorker"/> with <see cref="EmbedImages"/>); another
-    /// <see cref="ISelectionWorker"/> runs it elsewhere, e.g. on a cluster (Vega.MLNet.Orleans). The class texts are
+    /// <see cref="SelectionWorker"/> runs it elsewhere, e.g. on a cluster (Vega.MLNet.Orleans). The class texts are
     /// always embedded here, once per candidate; the statistics a worker returns merge exactly, so the ranking does not
     /// depend on the worker.
     /// </summary>
-    public ISelectionWorker? Worker { get; init; }
+    public SelectionWorker? Worker { get; init; }
 
-    internal ISelectionWorker ResolveWorker() => Worker ?? new LocalSelectionWorker(EmbedImages);
+    internal SelectionWorker ResolveWorker() => Worker ?? new LocalSelectionWorker(EmbedImages);
 
     /// <summary>
     /// Run a budgeted search (successive halving) instead of scoring every candidate on every image; null (default)
@@ -104,7 +104,7 @@ public sealed class VlmSelectionResult
 /// (CSV label column, IDX labels, class sub-folders) the true zero-shot accuracies are computed too and every metric is
 /// evaluated against them.
 /// </summary>
-public static class VisionLanguageModelSelection
+internal static class VisionLanguageModelSelection
 {
     /// <summary>Ranks <paramref name="models"/> by expected zero-shot accuracy on <paramref name="images"/> for <paramref name="classNames"/>.</summary>
     /// <exception cref="ArgumentException">No models, duplicate model names, fewer than two classes, no readable image,

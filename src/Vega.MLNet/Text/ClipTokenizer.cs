@@ -569,7 +569,7 @@ public sealed class ClipTokenizer : Tokenizer
     /// <param name="contextLength">Row width (77 for CLIP).</param>
     /// <param name="truncate">Cut texts that do not fit instead of throwing.</param>
     /// <param name="padId">Id written after the end token (0 in the reference; Hugging Face pads with the end token).</param>
-    public TokenBatch EncodeBatch(IReadOnlyList<string> texts, int contextLength = 77, bool truncate = false, int padId = 0)
+    internal TokenBatch EncodeBatch(IReadOnlyList<string> texts, int contextLength = 77, bool truncate = false, int padId = 0)
     {
         ArgumentNullException.ThrowIfNull(texts);
         if (contextLength < 2) throw new ArgumentOutOfRangeException(nameof(contextLength), contextLength, "The context must hold at least the start and end tokens.");
@@ -906,7 +906,7 @@ public sealed class ClipTokenizer : Tokenizer
 /// <param name="Ids">Row-major <c>[count, ContextLength]</c> token ids.</param>
 /// <param name="Lengths">Number of real tokens (start and end included) per row.</param>
 /// <param name="ContextLength">Row width.</param>
-public sealed record TokenBatch(long[] Ids, int[] Lengths, int ContextLength)
+internal sealed record TokenBatch(long[] Ids, int[] Lengths, int ContextLength)
 {
     /// <summary>Number of rows.</summary>
     public int Count => Lengths.Length;

@@ -5,7 +5,7 @@ namespace Vega.MLNet.Text;
 /// <c>"a photo of a {}."</c>). Several templates are ensembled: each class embedding is the renormalised mean of its
 /// templates' normalised embeddings.
 /// </summary>
-public sealed class PromptTemplates
+internal sealed class PromptTemplates
 {
     /// <summary>The placeholder for the class name.</summary>
     public const string Placeholder = "{}";

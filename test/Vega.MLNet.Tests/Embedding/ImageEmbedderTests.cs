@@ -51,10 +51,11 @@ public sealed class ImageEmbedderTests
     }
 
     [Theory]
-    [InlineData(ImageIdentity.Content)]
-    [InlineData(ImageIdentity.PathSizeTime)]
-    public void ASecondRunIsServedFromTheCacheBitForBit(ImageIdentity identity)
+    [InlineData(nameof(ImageIdentity.Content))]
+    [InlineData(nameof(ImageIdentity.PathSizeTime))]
+    public void ASecondRunIsServedFromTheCacheBitForBit(string identityName)
     {
+        var identity = Enum.Parse<ImageIdentity>(identityName);
         using var model = ClipModel.Load(Path.Combine(Fixtures.Onnx, "hf"));
         string cache = Fixtures.TempDir();
         var options = new ImageEmbeddingOptions { CacheDirectory = cache, Identity = identity, BatchSize = 4 };

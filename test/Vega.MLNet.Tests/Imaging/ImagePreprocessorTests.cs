@@ -95,21 +95,22 @@ public sealed class ImagePreprocessorTests
         Assert.Equal(Clip.Process(g.RgbImage()), hf.Process(g.RgbImage()));
     }
 
-    public static TheoryData<string, ResamplingFilter, int> SquashCases() => new()
+    public static TheoryData<string, string, int> SquashCases() => new()
     {
-        { "grace_hopper.jpg", ResamplingFilter.Bicubic, 224 },
-        { "grace_hopper.jpg", ResamplingFilter.Bilinear, 224 },
-        { "panorama_12to1.png", ResamplingFilter.Bicubic, 96 },
-        { "panorama_12to1.png", ResamplingFilter.Bilinear, 96 },
-        { "tiny_7x5.png", ResamplingFilter.Bicubic, 64 },
-        { "tiny_7x5.png", ResamplingFilter.Bilinear, 64 },
-        { "china_progressive.jpg", ResamplingFilter.Bilinear, 300 },
+        { "grace_hopper.jpg", nameof(ResamplingFilter.Bicubic), 224 },
+        { "grace_hopper.jpg", nameof(ResamplingFilter.Bilinear), 224 },
+        { "panorama_12to1.png", nameof(ResamplingFilter.Bicubic), 96 },
+        { "panorama_12to1.png", nameof(ResamplingFilter.Bilinear), 96 },
+        { "tiny_7x5.png", nameof(ResamplingFilter.Bicubic), 64 },
+        { "tiny_7x5.png", nameof(ResamplingFilter.Bilinear), 64 },
+        { "china_progressive.jpg", nameof(ResamplingFilter.Bilinear), 300 },
     };
 
     [Theory]
     [MemberData(nameof(SquashCases))]
-    public void SquashResizeMatchesAStraightforwardDoubleImplementation(string name, ResamplingFilter filter, int size)
+    public void SquashResizeMatchesAStraightforwardDoubleImplementation(string name, string filterName, int size)
     {
+        var filter = Enum.Parse<ResamplingFilter>(filterName);
         var g = Goldens.Get(name);
         var pre = new ImagePreprocessor(new PreprocessSettings { ImageSize = size, ResizeMode = ResizeMode.Squash, Resampling = filter });
         var got = new byte[size * size * 3];

@@ -119,7 +119,7 @@ public sealed class InProcessClusterTests(ThreeSiloCluster fixture) : IClassFixt
         var rows = File.ReadLines(manifest).Skip(1).Select(l => new PathRow { ImagePath = Path.Combine(dir, l.Split(',')[0]) }).ToList();
         var data = ml.Data.LoadFromEnumerable(rows);
         var models = ClusterTestData.Models();
-        Vega.MLNet.VisionLanguageModelSelectingTransformer Fit(ISelectionWorker? worker) =>
+        Vega.MLNet.VisionLanguageModelSelectingTransformer Fit(SelectionWorker? worker) =>
             Microsoft.ML.VegaCatalog.SelectVisionLanguageModel(ml.Transforms, new Vega.MLNet.VisionLanguageModelSelectingEstimator.Options
             {
                 CandidateModelPaths = models, ClassNames = ClusterTestData.Classes, ImageColumnName = "ImagePath", Worker = worker,

@@ -334,10 +334,11 @@ public sealed class PicoPlcrTests
     }
 
     [Theory]
-    [InlineData(PartialLabelLossKind.PiCO)]
-    [InlineData(PartialLabelLossKind.PLCR)]
-    public void TheLinearProbeLearnsWithPicoAndPlcrAndResumesBitForBit(PartialLabelLossKind kind)
+    [InlineData(nameof(PartialLabelLossKind.PiCO))]
+    [InlineData(nameof(PartialLabelLossKind.PLCR))]
+    public void TheLinearProbeLearnsWithPicoAndPlcrAndResumesBitForBit(string kindName)
     {
+        var kind = Enum.Parse<PartialLabelLossKind>(kindName);
         var (x, y, _) = LinearProbeTests.Synthetic(400, 5, 32, 1.2, 3);
         var train = new EmbeddingMatrix(x.Data[..(200 * 32)], 200, 32);
         var test = new EmbeddingMatrix(x.Data[(200 * 32)..], 200, 32);

@@ -38,12 +38,12 @@ public sealed class SelectionWorkerTests
     }
 
     /// <summary>Splits every work into shards, computes each with the local worker on fresh statistics, ships them as bytes and merges them in order.</summary>
-    private sealed class ShardingWorker(int shardSize) : ISelectionWorker
+    private sealed class ShardingWorker(int shardSize) : SelectionWorker
     {
         public readonly List<SelectionWork> Works = [];
         public readonly List<long> ImagesBefore = []; // in the statistics the work came with
 
-        public async Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default)
+        internal override async Task<SelectionWorkResult> ComputeAsync(SelectionWork work, CancellationToken cancellationToken = default)
         {
             Works.Add(work);
             ImagesBefore.Add(work.Statistics?.ImageCount ?? -1);

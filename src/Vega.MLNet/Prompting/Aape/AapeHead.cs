@@ -16,7 +16,7 @@ namespace Vega.MLNet.Prompting.Aape;
 /// The classes can be replaced (<see cref="WithClasses"/>): h and g do not depend on them, which is how the head
 /// transfers to new classes. Thread-safe for prediction.
 /// </summary>
-public sealed class AapeHead
+internal sealed class AapeHead
 {
     /// <summary>File name of the weights inside a head folder.</summary>
     public const string WeightsFile = "aape-head.safetensors";

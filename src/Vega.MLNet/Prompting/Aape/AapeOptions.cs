@@ -1,7 +1,7 @@
 namespace Vega.MLNet.Prompting.Aape;
 
 /// <summary>How the class summary pᵃ is made from a class's description embeddings.</summary>
-public enum AapeAggregator
+internal enum AapeAggregator
 {
     /// <summary>One pre-LN attention layer over [p̄, P₁..Pₙ], trained with the CLIP-S reward (the method).</summary>
     Attention,
@@ -14,7 +14,7 @@ public enum AapeAggregator
 /// Hyper-parameters of AAPE training (docs/aape.md explains each one and where the paper is silent). The defaults are
 /// the ones every figure in docs/experiments/aape.md uses unless stated otherwise.
 /// </summary>
-public sealed record AapeOptions
+internal sealed record AapeOptions
 {
     /// <summary>Weight λ of the distillation term λ·‖h(x) − pᵃ_y‖² (default 5). 0 gives the plain adapter: the
     /// descriptions are then not used at all.</summary>

@@ -5,7 +5,7 @@ using Vega.MLNet.Tensors;
 namespace Vega.MLNet.Prompting.Aape;
 
 /// <summary>The labelled data of one AAPE training run, all in one CLIP model's embedding space.</summary>
-public sealed record AapeTrainingSet
+internal sealed record AapeTrainingSet
 {
     /// <summary>Training image embeddings (N × D; rows are normalised before use).</summary>
     public required EmbeddingMatrix Images { get; init; }
@@ -41,10 +41,10 @@ public sealed record AapeTrainingSet
 /// <param name="Loss">Mean total loss CE + λ·distillation.</param>
 /// <param name="Accuracy">Training accuracy of the epoch's batches (before each step's update).</param>
 /// <param name="Seconds">Wall time of the epoch.</param>
-public sealed record AapeEpoch(int Epoch, double LearningRate, double CrossEntropy, double Distillation, double Loss, double Accuracy, double Seconds);
+internal sealed record AapeEpoch(int Epoch, double LearningRate, double CrossEntropy, double Distillation, double Loss, double Accuracy, double Seconds);
 
 /// <summary>What happened during training.</summary>
-public sealed record AapeTrainingReport
+internal sealed record AapeTrainingReport
 {
     /// <summary>Mean CLIP-S of the mean-description summaries (the aggregator's starting point) on the training images.</summary>
     public required double InitialClipScore { get; init; }
@@ -78,7 +78,7 @@ public sealed record AapeTrainingReport
 /// schedule. λ = 0 skips stage 1 and never touches the descriptions: the result is the plain adapter, weight for
 /// weight. Deterministic given <see cref="AapeOptions.Seed"/> (stage 1 and stage 2 draw from separate generators).
 /// </summary>
-public static class AapeTrainer
+internal static class AapeTrainer
 {
     /// <summary>Trains a head on <paramref name="data"/>. Errors name the inconsistent input.</summary>
     public static AapeHead Train(AapeTrainingSet data, AapeOptions? options = null, IProgress<AapeEpoch>? progress = null, CancellationToken cancellationToken = default)

@@ -16,7 +16,7 @@ namespace Vega.MLNet.Prompting.Aape;
 /// sentence; classes in the file that are not in the list are ignored and reported in <see cref="IgnoredClasses"/>
 /// (one file can serve several class subsets, e.g. the base and the new half of base-to-new).
 /// </summary>
-public sealed class ClassDescriptions
+internal sealed class ClassDescriptions
 {
     private ClassDescriptions(string source, IReadOnlyList<string> classNames, IReadOnlyList<IReadOnlyList<string>> sentences, IReadOnlyList<string> ignored)
     {

@@ -12,7 +12,7 @@ namespace Vega.MLNet.Prompting.Aape;
 /// the order of <see cref="ClassNames"/>. Made by <see cref="ClassDescriptions.Embed"/> or, for embeddings computed
 /// elsewhere, <see cref="Create"/>.
 /// </summary>
-public sealed class DescriptionEmbeddings
+internal sealed class DescriptionEmbeddings
 {
     private readonly EmbeddingMatrix[] _perClass;
 

@@ -7,7 +7,7 @@ namespace Vega.MLNet.Prompting.PartialLabel;
 /// Candidate-label sets of a training set: for each sample a set of classes that contains its (unknown) true class,
 /// stored as a dense 0/1 mask [samples, classes].
 /// </summary>
-public sealed class CandidateLabels
+internal sealed class CandidateLabels
 {
     private readonly byte[] _mask;
 

@@ -8,10 +8,10 @@ namespace Vega.MLNet.Prompting.PartialLabel;
 /// <param name="Loss">Mean training loss of the epoch (the partial-label term, plus the rescaled alignment term when on).</param>
 /// <param name="TrainAccuracy">Accuracy on the training samples' true labels when known (for monitoring only).</param>
 /// <param name="LearningRate">The epoch's learning rate.</param>
-public sealed record EpochReport(int Epoch, int Epochs, double Loss, double? TrainAccuracy, double LearningRate);
+internal sealed record EpochReport(int Epoch, int Epochs, double Loss, double? TrainAccuracy, double LearningRate);
 
 /// <summary>How the alignment term is weighted against the partial-label term.</summary>
-public enum AlignmentWeighting
+internal enum AlignmentWeighting
 {
     /// <summary>L_PLL + λ·(sg(L_PLL)/sg(L_align))·L_align: the alignment term always has λ times the value of the
     /// partial-label term (the candidate-label paper's reference code; sg = stop-gradient, no gradient through the ratio).</summary>

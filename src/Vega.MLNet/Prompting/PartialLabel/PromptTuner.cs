@@ -11,7 +11,7 @@ namespace Vega.MLNet.Prompting.PartialLabel;
 
 /// <summary>Options of <see cref="PromptTuner.Tune"/>. Defaults follow CoOp (SGD lr 0.002, momentum 0.9, weight decay
 /// 5e-4, batch 32, 16 context tokens at the end, one warm-up epoch, cosine schedule).</summary>
-public sealed record PromptTuningOptions
+internal sealed record PromptTuningOptions
 {
     /// <summary>Zero-shot, linear probe or CoOp.</summary>
     public TuningMethod Method { get; init; } = TuningMethod.CoOp;
@@ -83,7 +83,7 @@ public sealed record PromptTuningOptions
 }
 
 /// <summary>The outcome of <see cref="PromptTuner.Tune"/>.</summary>
-public sealed class TuningResult
+internal sealed class TuningResult
 {
     internal TuningResult(TunedClassifier classifier, IReadOnlyList<EpochReport> epochs, int resumedFromEpoch, float[]? context, int[]? contextShape)
     {
@@ -191,7 +191,7 @@ internal sealed class LearnedPrompt(PromptLayout layout, float[] context, int[] 
 /// prompt), a linear probe on the image embeddings, or CoOp prompt learning, each with a partial-label objective and
 /// optional prompt alignment (docs/partial-labels.md).
 /// </summary>
-public static class PromptTuner
+internal static class PromptTuner
 {
     /// <summary>Trains (or, for zero-shot, builds) a classifier.</summary>
     /// <param name="model">The frozen CLIP model.</param>

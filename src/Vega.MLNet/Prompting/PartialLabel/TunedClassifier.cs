@@ -4,7 +4,7 @@ using Vega.MLNet.Embedding;
 namespace Vega.MLNet.Prompting.PartialLabel;
 
 /// <summary>How a <see cref="TunedClassifier"/> was obtained.</summary>
-public enum TuningMethod
+internal enum TuningMethod
 {
     /// <summary>Zero-shot: the handcrafted prompt's class text embeddings.</summary>
     ZeroShot,
@@ -19,7 +19,7 @@ public enum TuningMethod
 /// L2-normalised image embedding x. For zero-shot and CoOp, W holds the (normalised) class text embeddings and
 /// <see cref="Scale"/> the model's logit scale; for a linear probe, W and b are learnt and the scale is 1.
 /// </summary>
-public sealed class TunedClassifier
+internal sealed class TunedClassifier
 {
     /// <summary>Creates a classifier.</summary>
     public TunedClassifier(TuningMethod method, IReadOnlyList<string> classNames, EmbeddingMatrix weights, float[] bias, float scale, string modelName)
