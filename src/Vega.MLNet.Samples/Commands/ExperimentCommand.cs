@@ -86,7 +86,7 @@ internal static class ExperimentCommand
                     var position = new Dictionary<int, int>();
                     for (int p = 0; p < union.Length; p++) position[union[p]] = p;
                     var viewSource = trainSource.Subset(union.Select(r => train.Items[r].Index).ToArray()).AugmentedViews(viewCount, 1, minScale);
-                    var all = TuneCommand.ViewMatrices(CliInputs.EmbedWithProgress(model, viewSource, embedOptions, ct), union.Length, viewCount);
+                    var all = AugmentedViews.Matrices(CliInputs.EmbedWithProgress(model, viewSource, embedOptions, ct), union.Length, viewCount);
                     viewsOf = rows => all.Select(m =>
                     {
                         var v = new EmbeddingMatrix(rows.Length, m.Dimension);

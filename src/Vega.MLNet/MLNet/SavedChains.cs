@@ -20,6 +20,21 @@ internal static class SavedChains
     public static ICanSaveModel VegaAlignment(VegaAlignmentTransformer t) =>
         throw new NotSupportedException("Saving a VegaAlignmentTransformer is not implemented yet.");
 
+    /// <summary>
+    /// The prompt-tuning classifier: constant class weights, a scale and a bias (<see cref="PromptTuningTransformer.ClassWeights"/>,
+    /// <see cref="PromptTuningTransformer.Scale"/>, <see cref="PromptTuningTransformer.Bias"/>, or <c>t.Head</c>), the
+    /// same head as the zero-shot classifier's plus a bias.
+    /// </summary>
+    public static ICanSaveModel PromptTuning(PromptTuningTransformer t) =>
+        throw new NotSupportedException("Saving a PromptTuningTransformer is not implemented yet.");
+
+    /// <summary>
+    /// The AAPE classifier: its head depends on the image, so it is an ONNX graph (<see cref="AapeTransformer.OnnxModelBytes"/>:
+    /// input <c>image_embeds</c> [batch, D], outputs <c>logits</c> and <c>probabilities</c> [batch, C]) for ApplyOnnxModel.
+    /// </summary>
+    public static ICanSaveModel Aape(AapeTransformer t) =>
+        throw new NotSupportedException("Saving an AapeTransformer is not implemented yet.");
+
     public static ICanSaveModel ZeroShotPipeline(ImageEmbeddingTransformer embed, ZeroShotTransformer zeroShot) =>
         throw new NotSupportedException("Saving a VisionLanguageModelSelectingTransformer is not implemented yet.");
 }
