@@ -291,7 +291,7 @@ public sealed class AapeEstimator : IEstimator<AapeTransformer>
         ArgumentNullException.ThrowIfNull(inputSchema);
         var o = _options;
         SchemaChecks.RequireFloatVector(SchemaChecks.Find(inputSchema, o.FeatureColumnName, "feature"), "feature");
-        TrainingColumns.LabelShape(SchemaChecks.Find(inputSchema, o.LabelColumnName, "label"));
+        TrainingColumns.LabelShape(SchemaChecks.Find(inputSchema, o.LabelColumnName, "label"), o.ClassNames.Count);
         return SchemaShapes.With(inputSchema, ClassifierMapping.Columns(o.ClassNames, o.ScoreColumnName, o.PredictedLabelColumnName));
     }
 }

@@ -386,7 +386,7 @@ public sealed class PromptTuningEstimator : IEstimator<PromptTuningTransformer>
         ArgumentNullException.ThrowIfNull(inputSchema);
         var o = _options;
         SchemaChecks.RequireFloatVector(SchemaChecks.Find(inputSchema, o.FeatureColumnName, "feature"), "feature");
-        TrainingColumns.CandidatesShape(SchemaChecks.Find(inputSchema, o.CandidateLabelsColumnName, "label"));
+        TrainingColumns.CandidatesShape(SchemaChecks.Find(inputSchema, o.CandidateLabelsColumnName, "label"), o.ClassNames.Count);
         foreach (var v in o.ViewColumnNames ?? []) SchemaChecks.RequireFloatVector(SchemaChecks.Find(inputSchema, v, "feature"), "feature");
         if (o.AugmentedViews > 0) SchemaChecks.RequireText(SchemaChecks.Find(inputSchema, o.ImageColumnName, "image"), "image");
         return SchemaShapes.With(inputSchema, ClassifierMapping.Columns(o.ClassNames, o.ScoreColumnName, o.PredictedLabelColumnName));

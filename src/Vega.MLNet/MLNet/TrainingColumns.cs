@@ -34,17 +34,17 @@ internal static class TrainingColumns
 {
     // ---------------------------------------------------------------- schema (estimator side)
 
-    public static void CandidatesShape(SchemaShape.Column c)
+    public static void CandidatesShape(SchemaShape.Column c, int classCount)
     {
         bool mask = c.Kind == SchemaShape.Column.VectorKind.Vector && !c.IsKey && c.ItemType is BooleanDataViewType;
         bool keys = c.IsKey && c.ItemType == NumberDataViewType.UInt32;
-        if (!mask && !keys) throw SchemaChecks.Mismatch("label", c.Name, CandidateTypes("C"), SchemaChecks.Describe(c));
+        if (!mask && !keys) throw SchemaChecks.Mismatch("label", c.Name, CandidateTypes(classCount), SchemaChecks.Describe(c));
     }
 
-    public static void LabelShape(SchemaShape.Column c)
+    public static void LabelShape(SchemaShape.Column c, int classCount)
     {
         bool ok = c.Kind == SchemaShape.Column.VectorKind.Scalar && (c.IsKey && c.ItemType == NumberDataViewType.UInt32 || !c.IsKey && c.ItemType is TextDataViewType);
-        if (!ok) throw SchemaChecks.Mismatch("label", c.Name, LabelTypes("C"), SchemaChecks.Describe(c));
+        if (!ok) throw SchemaChecks.Mismatch("label", c.Name, LabelTypes(classCount), SchemaChecks.Describe(c));
     }
 
     // ---------------------------------------------------------------- schema (data side)
@@ -63,7 +63,7 @@ internal static class TrainingColumns
                 KeysOverClassNames(column, classNames, "label");
                 return CandidateColumnKind.Key;
             default:
-                throw SchemaChecks.Mismatch("label", column.Name, CandidateTypes(c.ToString(System.Globalization.CultureInfo.InvariantCulture)), SchemaChecks.Describe(column.Type));
+                throw SchemaChecks.Mismatch("label", column.Name, CandidateTypes(c), SchemaChecks.Describe(column.Type));
         }
     }
 
@@ -77,16 +77,14 @@ internal static class TrainingColumns
             case TextDataViewType:
                 return LabelColumnKind.Text;
             default:
-                throw SchemaChecks.Mismatch(role, column.Name, LabelTypes(classNames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)), SchemaChecks.Describe(column.Type));
+                throw SchemaChecks.Mismatch(role, column.Name, LabelTypes(classNames.Count), SchemaChecks.Describe(column.Type));
         }
     }
 
-    private static string CandidateTypes(string c) =>
-        $"Vector<Boolean, {c}> (a candidate mask), a vector of Key<UInt32, 0-{Last(c)}> (candidate keys over the class names) or Key<UInt32, 0-{Last(c)}> (one label)";
+    private static string CandidateTypes(int c) =>
+        $"Vector<Boolean, {c}> (a candidate mask), a vector of Key<UInt32, 0-{c - 1}> (candidate keys over the class names) or Key<UInt32, 0-{c - 1}> (one label)";
 
-    private static string LabelTypes(string c) => $"Key<UInt32, 0-{Last(c)}> (a key over the class names) or String (the class name)";
-
-    private static string Last(string c) => int.TryParse(c, out int n) ? (n - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : c + "-1";
+    private static string LabelTypes(int c) => $"Key<UInt32, 0-{c - 1}> (a key over the class names) or String (the class name)";
 
     /// <summary>A key column that carries KeyValues must have the class names, in class order, as its values (so key k
     /// means class k − 1); without KeyValues the keys are taken as class indices + 1.</summary>
