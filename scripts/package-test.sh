@@ -30,3 +30,13 @@ CONFIG
 cd "$work/app"
 dotnet add package Vega.MLNet --version "$version" >/dev/null
 dotnet run -c Release -- "$shared" "$nupkg"
+
+# The quick starts of README.md and of the package's own README must compile as written against the package.
+mkdir -p "$work/readme"
+cp "$work/app/nuget.config" "$work/app/PackageConsumer.csproj" "$work/readme/"
+for doc in README.md src/Vega.MLNet/PACKAGE.md; do
+  awk '/^## Quick start/{f=1} f&&/^```csharp/{c=1;next} c&&/^```/{exit} c' "$root/$doc" > "$work/readme/Program.cs"
+  [[ -s "$work/readme/Program.cs" ]] || { echo "package-test: no quick start found in $doc" >&2; exit 1; }
+  (cd "$work/readme" && dotnet build -c Release --nologo -v quiet -clp:ErrorsOnly)
+  echo "package-test: the quick start of $doc compiles against the package"
+done

@@ -27,5 +27,6 @@ internal static class BenchCommand
         yield return BenchAape.Create();
         yield return BenchPromptStep.Create();
         yield return BenchTune.Create();
+        yield return BenchOnnxGraph.Create();
     }
 }

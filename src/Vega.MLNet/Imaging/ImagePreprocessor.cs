@@ -103,7 +103,8 @@ public sealed class ImagePreprocessor
         }
     }
 
-    private static float[] BuildTable(PreprocessSettings settings)
+    /// <summary>The normalised value of every byte per channel, [3 × 256] (R then G then B), in float32 as torchvision computes it.</summary>
+    internal static float[] BuildTable(PreprocessSettings settings)
     {
         var table = new float[3 * 256];
         bool division = settings.RescaleFactor == 1.0 / 255;

@@ -218,8 +218,21 @@ public sealed class ImageEmbeddingTransformer : ITransformer, IDisposable
         ArgumentNullException.ThrowIfNull(inputSchema);
         var column = SchemaChecks.Find(inputSchema, InputColumnName);
         var kind = SchemaChecks.ImageInput(column, "input");
+        _inputType = column.Type;
         return new Mapping(this, inputSchema, column, kind);
     }
+
+    private DataViewType? _inputType;
+
+    /// <summary>The type of the image column the transformer was fitted on (what a saved model reads).</summary>
+    internal DataViewType InputType => _inputType ?? throw new InvalidOperationException("The transformer has not seen an input schema yet.");
+
+    internal ImageInputKind InputKind => InputType switch
+    {
+        TextDataViewType => ImageInputKind.Path,
+        Microsoft.ML.Transforms.Image.ImageDataViewType => ImageInputKind.Image,
+        _ => ImageInputKind.Bytes,
+    };
 
     /// <summary>Releases the ONNX Runtime sessions and the cache (idempotent).</summary>
     public void Dispose()

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Vega.MLNet.Onnx.Proto;
 using Vega.MLNet.Tensors;
@@ -31,9 +32,9 @@ internal readonly record struct OnnxDim(long Value, string? Symbol)
 internal sealed class OnnxGraphBuilder
 {
     private readonly GraphProto _graph;
-    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> _counters = new(StringComparer.Ordinal);
-    private int _nodeCount;
+    private readonly HashSet<string> _names;
+    private readonly Dictionary<string, int> _counters;
+    private readonly int[] _nodeCount;
 
     public OnnxGraphBuilder(string graphName, int opset = 17)
     {
@@ -41,7 +42,47 @@ internal sealed class OnnxGraphBuilder
         if (opset < 13) throw new ArgumentOutOfRangeException(nameof(opset), opset, "The graph builder writes opset 13 or later (axes as inputs of ReduceSum/Unsqueeze/Squeeze).");
         _graph = new GraphProto { Name = graphName };
         Opset = opset;
+        _names = new HashSet<string>(StringComparer.Ordinal);
+        _counters = new Dictionary<string, int>(StringComparer.Ordinal);
+        _nodeCount = [0];
     }
+
+    private OnnxGraphBuilder(OnnxGraphBuilder parent, string graphName)
+    {
+        _graph = new GraphProto { Name = graphName };
+        Opset = parent.Opset;
+        // One name scope for the graph and its sub-graphs: sub-graph values never shadow outer ones, and a body may
+        // read any value of the enclosing graph (ONNX outer-scope references).
+        _names = parent._names;
+        _counters = parent._counters;
+        _nodeCount = parent._nodeCount;
+    }
+
+    /// <summary>
+    /// A builder for a sub-graph (a Loop or If body): it shares this builder's names, so its nodes may read values of
+    /// the enclosing graph and its own values get names unique across both. Pass <see cref="Graph"/> of the result as
+    /// a graph attribute (<see cref="GraphProto"/> values are accepted by <see cref="Node(string, IReadOnlyList{string}, string?, ValueTuple{string, object}[])"/>).
+    /// </summary>
+    public OnnxGraphBuilder Subgraph(string graphName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(graphName);
+        return new OnnxGraphBuilder(this, graphName);
+    }
+
+    /// <summary>Makes a value that was added to <see cref="Graph"/> directly (not through this builder, e.g. by merging
+    /// another model's nodes) known to the builder so that nodes may read it.</summary>
+    public string Adopt(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        _names.Add(name);
+        return name;
+    }
+
+    /// <summary>A fresh name (not yet a value) starting with <paramref name="stem"/>, e.g. for sub-graph inputs.</summary>
+    public string NewName(string stem) => FreshUnclaimed(stem);
+
+    /// <summary>Whether <paramref name="name"/> is a value known to the builder.</summary>
+    public bool Contains(string name) => _names.Contains(name);
 
     /// <summary>The default-domain opset the model imports.</summary>
     public int Opset { get; }
@@ -59,11 +100,26 @@ internal sealed class OnnxGraphBuilder
         return name;
     }
 
+    /// <summary>Declares a graph input of unknown shape (sub-graph inputs whose shapes vary, e.g. Loop-carried values).</summary>
+    public string InputOfAnyShape(string name, TensorProto.Types.DataType type)
+    {
+        Claim(name);
+        _graph.Input.Add(ValueInfo(name, type, null));
+        return name;
+    }
+
     /// <summary>Declares <paramref name="name"/> (an existing value) as a graph output.</summary>
     public void Output(string name, TensorProto.Types.DataType type, params OnnxDim[] dims)
     {
         if (!_names.Contains(name)) throw new ArgumentException($"Graph output '{name}' is not a value of the graph.", nameof(name));
         _graph.Output.Add(ValueInfo(name, type, dims));
+    }
+
+    /// <summary>Declares <paramref name="name"/> (an existing value) as a graph output of unknown shape.</summary>
+    public void OutputOfAnyShape(string name, TensorProto.Types.DataType type)
+    {
+        if (!_names.Contains(name)) throw new ArgumentException($"Graph output '{name}' is not a value of the graph.", nameof(name));
+        _graph.Output.Add(ValueInfo(name, type, null));
     }
 
     /// <summary>A float initializer with the tensor's shape and values.</summary>
@@ -88,6 +144,30 @@ internal sealed class OnnxGraphBuilder
         return name;
     }
 
+    /// <summary>An int32 initializer.</summary>
+    public string Int32Initializer(string name, ReadOnlySpan<int> values, params long[] dims)
+    {
+        CheckCount(name, values.Length, dims);
+        Claim(name);
+        _graph.Initializer.Add(TensorProtoData.FromRaw(name, TensorProto.Types.DataType.Int32, dims, MemoryMarshal.AsBytes(values)));
+        return name;
+    }
+
+    /// <summary>A double initializer.</summary>
+    public string DoubleInitializer(string name, ReadOnlySpan<double> values, params long[] dims)
+    {
+        CheckCount(name, values.Length, dims);
+        Claim(name);
+        _graph.Initializer.Add(TensorProtoData.FromRaw(name, TensorProto.Types.DataType.Double, dims, MemoryMarshal.AsBytes(values)));
+        return name;
+    }
+
+    /// <summary>A scalar (rank-0) int32 constant.</summary>
+    public string Int32Scalar(int value) => Int32Initializer(FreshUnclaimed("const_i32"), [value]);
+
+    /// <summary>A scalar (rank-0) double constant.</summary>
+    public string DoubleScalar(double value) => DoubleInitializer(FreshUnclaimed("const_f64"), [value]);
+
     /// <summary>A 1-D int64 constant (shapes, axes, starts/ends) stored as an initializer with a generated name.</summary>
     public string Int64s(params long[] values) => Int64Initializer(FreshUnclaimed("const_i64"), values, values.Length);
 
@@ -102,7 +182,7 @@ internal sealed class OnnxGraphBuilder
     /// <summary>
     /// Adds a node with one output; returns the output's name (<paramref name="output"/> or a fresh one).
     /// Attribute values: int/long → INT, float/double → FLOAT, string → STRING, long[]/int[] → INTS, float[] → FLOATS,
-    /// <see cref="TensorProto"/> → TENSOR. An empty input name stands for an omitted optional input.
+    /// <see cref="TensorProto"/> → TENSOR, <see cref="GraphProto"/> → GRAPH. An empty input name stands for an omitted optional input.
     /// </summary>
     public string Node(string opType, IReadOnlyList<string> inputs, string? output = null, params (string Name, object Value)[] attributes) =>
         NodeMulti(opType, inputs, output is null ? 1 : 0, output is null ? [] : [output], attributes)[0];
@@ -117,7 +197,7 @@ internal sealed class OnnxGraphBuilder
         foreach (var i in inputs)
             if (i.Length > 0 && !_names.Contains(i))
                 throw new ArgumentException($"Node {opType}: input '{i}' is not a value of the graph (declare inputs and initializers first).", nameof(inputs));
-        var node = new NodeProto { OpType = opType, Name = $"{opType}_{_nodeCount++}" };
+        var node = new NodeProto { OpType = opType, Name = $"{opType}_{_nodeCount[0]++}" };
         node.Input.AddRange(inputs);
         var outputs = new string[named.Length + fresh];
         for (int k = 0; k < named.Length; k++) { Claim(named[k]); outputs[k] = named[k]; }
@@ -156,13 +236,15 @@ internal sealed class OnnxGraphBuilder
 
     // ------------------------------------------------------------------ model
 
-    /// <summary>The model: IR version 8, the default-domain opset, producer and metadata.</summary>
+    /// <summary>The model: the IR version of the opset, the default-domain opset, producer and metadata.</summary>
     public ModelProto Build(string producer = "Vega.MLNet", IReadOnlyDictionary<string, string>? metadata = null)
     {
         if (_graph.Output.Count == 0) throw new InvalidOperationException($"Graph '{_graph.Name}' has no outputs.");
         var model = new ModelProto
         {
-            IrVersion = 8,
+            // The IR version that introduced the opset (ONNX's versioning table): 8 up to opset 18, 9 for 19–20,
+            // 10 for 21–22, 11 from 23.
+            IrVersion = Opset <= 18 ? 8 : Opset <= 20 ? 9 : Opset <= 22 ? 10 : 11,
             ProducerName = producer,
             ProducerVersion = typeof(OnnxGraphBuilder).Assembly.GetName().Version?.ToString() ?? "0",
             Graph = _graph,
@@ -210,8 +292,10 @@ internal sealed class OnnxGraphBuilder
         if (n != count) throw new ArgumentException($"Initializer '{name}' of shape [{string.Join(", ", dims)}] needs {n} values, got {count}.", nameof(dims));
     }
 
-    private static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, OnnxDim[] dims)
+    private static ValueInfoProto ValueInfo(string name, TensorProto.Types.DataType type, OnnxDim[]? dims)
     {
+        if (dims is null)
+            return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type } } };
         var shape = new TensorShapeProto();
         foreach (var d in dims)
         {
@@ -240,6 +324,7 @@ internal sealed class OnnxGraphBuilder
             case int[] iss: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.AddRange(iss.Select(v => (long)v)); break;
             case float[] fs: a.Type = AttributeProto.Types.AttributeType.Floats; a.Floats.AddRange(fs); break;
             case TensorProto t: a.Type = AttributeProto.Types.AttributeType.Tensor; a.T = t; break;
+            case GraphProto g: a.Type = AttributeProto.Types.AttributeType.Graph; a.G = g; break;
             default: throw new ArgumentException($"Attribute '{name}': values of type {value?.GetType().Name ?? "null"} are not supported.", nameof(value));
         }
         return a;

@@ -104,6 +104,9 @@ internal sealed class OnnxInput
     public static OnnxInput Create(string name, ReadOnlyMemory<long> data, params long[] shape) =>
         new(name, OnnxElementType.Int64, shape, data.Length, () => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, MemoryMarshal.AsMemory(data), shape));
 
+    public static OnnxInput Create(string name, ReadOnlyMemory<byte> data, params long[] shape) =>
+        new(name, OnnxElementType.UInt8, shape, data.Length, () => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, MemoryMarshal.AsMemory(data), shape));
+
     public static OnnxInput Create(string name, ReadOnlyMemory<int> data, params long[] shape) =>
         new(name, OnnxElementType.Int32, shape, data.Length, () => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, MemoryMarshal.AsMemory(data), shape));
 
@@ -460,6 +463,12 @@ internal sealed class OnnxResults : IDisposable
 
     /// <summary>A view of an int64 output (valid until dispose).</summary>
     public ReadOnlySpan<long> GetInt64s(string name) => View<long>(name, OnnxElementType.Int64);
+
+    /// <summary>A view of an int32 output (valid until dispose).</summary>
+    public ReadOnlySpan<int> GetInt32s(string name) => View<int>(name, OnnxElementType.Int32);
+
+    /// <summary>A view of a uint8 output (valid until dispose).</summary>
+    public ReadOnlySpan<byte> GetBytes(string name) => View<byte>(name, OnnxElementType.UInt8);
 
     private ReadOnlySpan<T> View<T>(string name, OnnxElementType expected) where T : unmanaged
     {
