@@ -14,7 +14,7 @@ namespace Vega.MLNet;
 /// per-class summary, then trains an image-conditioned prompt generator and class projection on labelled image
 /// embeddings. The transformer scores softmax(cos(x, w_c(x))/τ) with w_c(x) = ReLU(G·[w_c; h(x)] + g) and adds Score and
 /// PredictedLabel like <see cref="ZeroShotTransformer"/>; it needs no descriptions.
-/// Created by <see cref="VegaCatalog.Aape(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, IReadOnlyList{string}, IReadOnlyDictionary{string, IReadOnlyList{string}}, string, string)"/>.
+/// Created by <see cref="VegaCatalog.Aape(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, IReadOnlyList{string}, IReadOnlyDictionary{string, IReadOnlyList{string}}, string, string, AapeEstimator.Options)"/>.
 /// </summary>
 /// <remarks>
 /// <format type="text/markdown"><![CDATA[
@@ -176,6 +176,9 @@ public sealed class AapeEstimator : IEstimator<AapeTransformer>
 
         /// <summary>Receives warnings, such as a GPU fallback (default: System.Diagnostics.Trace).</summary>
         public Action<string>? Warning;
+
+        /// <summary>A shallow copy (the catalog methods set the model, classes and columns on it).</summary>
+        internal Options Clone() => (Options)MemberwiseClone();
 
         /// <summary>The core trainer's options.</summary>
         internal AapeOptions ToCore() => new()

@@ -25,7 +25,7 @@ public sealed record PromptTuningProgress(int Epoch, int Epochs, double Loss, do
 /// context vectors in the text tower's token-embedding space) or a linear probe on the embeddings, trained with a
 /// partial-label objective and, optionally, aligned to the handcrafted prompt's candidate-restricted posterior
 /// (docs/partial-labels.md). The transformer scores like <see cref="ZeroShotTransformer"/>: Score and PredictedLabel.
-/// Created by <see cref="VegaCatalog.PromptTuning(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, IReadOnlyList{string}, string, string, TuningMethod, PartialLabelLossKind, bool, int)"/>.
+/// Created by <see cref="VegaCatalog.PromptTuning(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, IReadOnlyList{string}, string, string, PromptTuningEstimator.Options)"/>.
 /// </summary>
 /// <remarks>
 /// <format type="text/markdown"><![CDATA[
@@ -221,6 +221,9 @@ public sealed class PromptTuningEstimator : IEstimator<PromptTuningTransformer>
 
         /// <summary>Receives warnings, such as a GPU fallback (default: System.Diagnostics.Trace).</summary>
         public Action<string>? Warning;
+
+        /// <summary>A shallow copy (the catalog methods set the model, classes and columns on it).</summary>
+        internal Options Clone() => (Options)MemberwiseClone();
 
         /// <summary>The core trainer's options (without the progress hook).</summary>
         internal PromptTuningOptions ToCore() => new()

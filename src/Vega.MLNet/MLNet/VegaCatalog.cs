@@ -204,10 +204,10 @@ public static class VegaCatalog
     /// <param name="candidateLabelsColumnName">The candidate-label column: a known-sized vector of <see cref="System.Boolean"/>
     /// of length C (true for every candidate), a vector of UInt32 keys over the class names (usually of variable length, from
     /// <c>TokenizeIntoWords</c> + <c>MapValueToKey</c>), or a scalar UInt32 key (ordinary labels). Only training reads it.</param>
-    /// <param name="method">CoOp (learnt prompt context) or a linear probe on the embeddings.</param>
-    /// <param name="loss">The partial-label objective: CC, RC, LWS, CAVL, NAIVE, PiCO or PLCR (docs/partial-labels.md).</param>
-    /// <param name="align">Align the prediction to the handcrafted prompt's candidate-restricted posterior (dynamically weighted).</param>
-    /// <param name="epochs">Training epochs.</param>
+    /// <param name="options">The training settings (objective, alignment and its weighting, context length, class token
+    /// position, epochs, learning-rate schedule, seed, views, validation data, progress, checkpoints, cancellation); null for
+    /// the defaults (CoOp, CC, dynamically weighted alignment, seed 1). Its model path, class names and the two column names
+    /// are replaced by the arguments above; the object itself is not changed.</param>
     /// <remarks>
     /// <para>Training is deterministic: the seed is an option (default 1), as a third-party catalog extension cannot reach
     /// the MLContext's seed. PiCO and PLCR take strong views from the options (<see cref="PromptTuningEstimator.Options.ViewColumnNames"/>,
@@ -231,20 +231,15 @@ public static class VegaCatalog
     /// </example>
     public static PromptTuningEstimator PromptTuning(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string modelPath,
         IReadOnlyList<string> classNames, string featureColumnName = VegaColumnNames.ImageEmbedding, string candidateLabelsColumnName = VegaColumnNames.CandidateLabels,
-        TuningMethod method = TuningMethod.CoOp, PartialLabelLossKind loss = PartialLabelLossKind.CC, bool align = true, int epochs = PromptTuningEstimator.Defaults.Epochs)
+        PromptTuningEstimator.Options? options = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new PromptTuningEstimator(new PromptTuningEstimator.Options
-        {
-            ModelPath = modelPath,
-            ClassNames = classNames,
-            FeatureColumnName = featureColumnName,
-            CandidateLabelsColumnName = candidateLabelsColumnName,
-            Method = method,
-            Loss = loss,
-            Align = align,
-            Epochs = epochs,
-        });
+        var o = options?.Clone() ?? new PromptTuningEstimator.Options();
+        o.ModelPath = modelPath;
+        o.ClassNames = classNames;
+        o.FeatureColumnName = featureColumnName;
+        o.CandidateLabelsColumnName = candidateLabelsColumnName;
+        return new PromptTuningEstimator(o);
     }
 
     /// <summary>Create a <see cref="PromptTuningEstimator"/> with every option: the objective and its settings (PiCO,
@@ -283,6 +278,9 @@ public static class VegaCatalog
     /// class without any is an error naming it.</param>
     /// <param name="featureColumnName">The image embedding column, a known-sized vector of <see cref="System.Single"/>.</param>
     /// <param name="labelColumnName">The true-label column: a UInt32 key over the class names, or the class name (<see cref="System.String"/>).</param>
+    /// <param name="options">Training settings (λ, τ, the schedule, the aggregator, the seed, progress, cancellation); null
+    /// for the defaults. Its model path, class names, descriptions and the two column names are replaced by the arguments
+    /// above; the object itself is not changed.</param>
     /// <remarks>
     /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
     /// <para>See <see cref="AapeEstimator"/> for the estimator characteristics and the options (λ, τ, schedule, aggregator, seed).</para>
@@ -299,18 +297,19 @@ public static class VegaCatalog
     /// </code>
     /// </example>
     public static AapeEstimator Aape(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string modelPath, IReadOnlyList<string> classNames,
-        IReadOnlyDictionary<string, IReadOnlyList<string>> descriptions, string featureColumnName = VegaColumnNames.ImageEmbedding, string labelColumnName = VegaColumnNames.Label)
+        IReadOnlyDictionary<string, IReadOnlyList<string>> descriptions, string featureColumnName = VegaColumnNames.ImageEmbedding, string labelColumnName = VegaColumnNames.Label,
+        AapeEstimator.Options? options = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(descriptions);
-        return new AapeEstimator(new AapeEstimator.Options
-        {
-            ModelPath = modelPath,
-            ClassNames = classNames,
-            Descriptions = descriptions,
-            FeatureColumnName = featureColumnName,
-            LabelColumnName = labelColumnName,
-        });
+        var o = options?.Clone() ?? new AapeEstimator.Options();
+        o.ModelPath = modelPath;
+        o.ClassNames = classNames;
+        o.Descriptions = descriptions;
+        o.DescriptionsPath = null;
+        o.FeatureColumnName = featureColumnName;
+        o.LabelColumnName = labelColumnName;
+        return new AapeEstimator(o);
     }
 
     /// <summary>
@@ -324,6 +323,9 @@ public static class VegaCatalog
     /// <param name="descriptionsPath">The JSON file or folder of descriptions; errors name the file, the line and the class.</param>
     /// <param name="featureColumnName">The image embedding column, a known-sized vector of <see cref="System.Single"/>.</param>
     /// <param name="labelColumnName">The true-label column: a UInt32 key over the class names, or the class name (<see cref="System.String"/>).</param>
+    /// <param name="options">Training settings (λ, τ, the schedule, the aggregator, the seed, progress, cancellation); null
+    /// for the defaults. Its model path, class names, descriptions and the two column names are replaced by the arguments
+    /// above; the object itself is not changed.</param>
     /// <remarks>
     /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
     /// <para>See <see cref="AapeEstimator"/> for the estimator characteristics and the options.</para>
@@ -335,18 +337,19 @@ public static class VegaCatalog
     /// </code>
     /// </example>
     public static AapeEstimator Aape(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string modelPath, IReadOnlyList<string> classNames,
-        string descriptionsPath, string featureColumnName = VegaColumnNames.ImageEmbedding, string labelColumnName = VegaColumnNames.Label)
+        string descriptionsPath, string featureColumnName = VegaColumnNames.ImageEmbedding, string labelColumnName = VegaColumnNames.Label,
+        AapeEstimator.Options? options = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentException.ThrowIfNullOrWhiteSpace(descriptionsPath);
-        return new AapeEstimator(new AapeEstimator.Options
-        {
-            ModelPath = modelPath,
-            ClassNames = classNames,
-            DescriptionsPath = descriptionsPath,
-            FeatureColumnName = featureColumnName,
-            LabelColumnName = labelColumnName,
-        });
+        var o = options?.Clone() ?? new AapeEstimator.Options();
+        o.ModelPath = modelPath;
+        o.ClassNames = classNames;
+        o.Descriptions = null;
+        o.DescriptionsPath = descriptionsPath;
+        o.FeatureColumnName = featureColumnName;
+        o.LabelColumnName = labelColumnName;
+        return new AapeEstimator(o);
     }
 
     /// <summary>Create an <see cref="AapeEstimator"/> with every option (λ, τ, the schedule, the aggregator, the seed,

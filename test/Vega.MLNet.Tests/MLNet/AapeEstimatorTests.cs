@@ -133,6 +133,14 @@ public sealed class AapeEstimatorTests
         var defaults = ml.MulticlassClassification.Trainers.Aape(modelPath: Hf, classNames: Classes, descriptions: Descriptions, labelColumnName: "Label").Fit(embedded);
 
         AssertSameHead(inCode.Head, fromJson.Head);
+        // The options argument of the catalog method carries the settings; the arguments set model, classes, descriptions
+        // and columns, and the caller's object is left as it was.
+        var settings = Small();
+        settings.ModelPath = "elsewhere";
+        settings.LabelColumnName = "Nope";
+        var viaOptions = ml.MulticlassClassification.Trainers.Aape(modelPath: Hf, classNames: Classes, descriptionsPath: json, labelColumnName: "Label", options: settings).Fit(embedded);
+        AssertSameHead(inCode.Head, viaOptions.Head);
+        Assert.Equal(("elsewhere", "Nope", (string?)null), (settings.ModelPath, settings.LabelColumnName, settings.DescriptionsPath));
         // The catalog overloads use the default options: the folder and the dictionary give the same head.
         AssertSameHead(defaults.Head, fromFolder.Head);
         Assert.Equal(AapeEstimator.Defaults.Epochs, defaults.Head.Training!.Epochs.Count);

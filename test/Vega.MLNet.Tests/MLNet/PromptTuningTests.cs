@@ -356,7 +356,7 @@ public sealed class PromptTuningPlumbingTests
     public void ColumnProblemsAreMLNetSchemaErrorsFromEstimatorAndTransformerAndBadRowsNameTheRow()
     {
         var ml = new MLContext(seed: 1);
-        var estimator = ml.MulticlassClassification.Trainers.PromptTuning(Hf, Classes, method: TuningMethod.LinearProbe, epochs: 1);
+        var estimator = ml.MulticlassClassification.Trainers.PromptTuning(Hf, Classes, options: new PromptTuningEstimator.Options { Method = TuningMethod.LinearProbe, Epochs = 1 });
 
         var e1 = Assert.Throws<ArgumentOutOfRangeException>(() => estimator.GetOutputSchema(MLNetTestUtils.ShapeOf<TextAndZeroShotTests.Wide>()));
         Assert.Equal("inputSchema", e1.ParamName);
@@ -431,8 +431,8 @@ public sealed class PromptTuningPlumbingTests
     {
         var ml = new MLContext(seed: 1);
         var t = ml.MulticlassClassification.Trainers;
-        Assert.Contains("ZeroShot", Assert.Throws<ArgumentOutOfRangeException>(() => t.PromptTuning(Hf, Classes, method: TuningMethod.ZeroShot)).Message);
-        Assert.Contains("Epochs = 0", Assert.Throws<ArgumentOutOfRangeException>(() => t.PromptTuning(Hf, Classes, epochs: 0)).Message);
+        Assert.Contains("ZeroShot", Assert.Throws<ArgumentOutOfRangeException>(() => t.PromptTuning(Hf, Classes, options: new PromptTuningEstimator.Options { Method = TuningMethod.ZeroShot })).Message);
+        Assert.Contains("Epochs = 0", Assert.Throws<ArgumentOutOfRangeException>(() => t.PromptTuning(Hf, Classes, options: new PromptTuningEstimator.Options { Epochs = 0 })).Message);
         Assert.Contains("a person", Assert.Throws<ArgumentOutOfRangeException>(() => t.PromptTuning(Hf, ["a person", "a person"])).Message);
         Assert.Contains("ModelPath", Assert.Throws<ArgumentOutOfRangeException>(() => t.PromptTuning("", Classes)).Message);
         Assert.Contains("AugmentedViewMinScale", Assert.Throws<ArgumentOutOfRangeException>(() => t.PromptTuning(new PromptTuningEstimator.Options
