@@ -30,9 +30,10 @@ internal static class ExperimentCommand
         var viewScale = new Option<double>("--view-scale") { Description = "Smallest crop of an augmented view, as a fraction of the image area.", DefaultValueFactory = _ => 0.5 };
         var losses = new Option<string[]>("--pll") { Description = "Partial-label losses (cc rc lws cavl naive pico plcr).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["cc", "rc", "lws", "cavl", "naive", "pico", "plcr"] };
         var fixedWeight = new Option<double>("--fixed-align-weight") { Description = "λ of the fixed-weight alignment runs.", DefaultValueFactory = _ => 1.0 };
+        var route = new Option<string>("--route") { Description = "mlnet: through ml.MulticlassClassification.Trainers.PromptTuning/ZeroShot and Evaluate, with ML.NET's own maximum-entropy classifiers as baselines; core: the core trainer on the matrices.", DefaultValueFactory = _ => "mlnet" };
         var output = new Option<string?>("--out") { Description = "Append the markdown tables to this file." };
         var candidate = new Command("candidate-labels", "Zero-shot / linear probe / CoOp / CoOp + alignment with candidate labels on Fashion-MNIST, for every loss, q and seed.")
-            { models, idx, q, seeds, shots, epochs, lr, pool, testCount, cache, views, viewScale, losses, fixedWeight, output };
+            { models, idx, q, seeds, shots, epochs, lr, pool, testCount, cache, views, viewScale, losses, fixedWeight, route, output };
         candidate.SetAction((parse, ct) => Task.Run(() => CliErrors.Run(() =>
         {
             // Every argument and output is checked before the work starts.
@@ -40,6 +41,12 @@ internal static class ExperimentCommand
             double minScale = TuneCommand.ParseViewScale(parse.GetValue(viewScale));
             var lossKinds = parse.GetValue(losses)!.Select(TuneCommand.ParseLoss).Distinct().ToArray();
             double lambda = CliChecks.NonNegative("--fixed-align-weight", parse.GetValue(fixedWeight));
+            var routeKind = parse.GetValue(route) switch
+            {
+                "mlnet" => ExperimentRoute.MLNet,
+                "core" => ExperimentRoute.Core,
+                var other => throw new CliUsageException($"--route {other}: use mlnet or core."),
+            };
             string dir = CliChecks.InputFolder("--idx-dir", parse.GetValue(idx)!);
             string? outFile = parse.GetValue(output) is { } of ? CliChecks.OutputFile("--out", of) : null;
             string? cacheDir = CliChecks.CacheFolder("--cache", parse.GetValue(cache));
@@ -67,6 +74,7 @@ internal static class ExperimentCommand
                 CoopLearningRate = parse.GetValue(lr),
                 Losses = lossKinds,
                 FixedAlignmentWeight = lambda,
+                Route = routeKind,
                 Log = line => AnsiConsole.MarkupLine(Markup.Escape(line)),
             };
             var doc = new StringBuilder();
@@ -86,7 +94,7 @@ internal static class ExperimentCommand
                     var position = new Dictionary<int, int>();
                     for (int p = 0; p < union.Length; p++) position[union[p]] = p;
                     var viewSource = trainSource.Subset(union.Select(r => train.Items[r].Index).ToArray()).AugmentedViews(viewCount, 1, minScale);
-                    var all = TuneCommand.ViewMatrices(CliInputs.EmbedWithProgress(model, viewSource, embedOptions, ct), union.Length, viewCount);
+                    var all = AugmentedViews.Matrices(CliInputs.EmbedWithProgress(model, viewSource, embedOptions, ct), union.Length, viewCount);
                     viewsOf = rows => all.Select(m =>
                     {
                         var v = new EmbeddingMatrix(rows.Length, m.Dimension);
@@ -94,9 +102,10 @@ internal static class ExperimentCommand
                         return v;
                     }).ToArray();
                 }
-                var cells = CandidateLabelExperiment.Run(model, train.Embeddings, trainLabels, test.Embeddings, Labels(test), classNames, settings, ct, viewsOf);
+                var cells = CandidateLabelExperiment.Run(model, train.Embeddings, trainLabels, test.Embeddings, Labels(test), classNames, settings with { ModelPath = path }, ct, viewsOf);
                 doc.Append(CultureInfo.InvariantCulture, $"\n### {model.Name}\n\nAccuracy (%) on the first {test.Embeddings.Count} test images, mean ± sd over seeds {string.Join(", ", settings.Seeds)}; {settings.Shots} shots per class, {settings.Epochs} epochs, CoOp lr {settings.CoopLearningRate}");
-                doc.Append(viewsOf is null ? ".\n\n" : string.Create(CultureInfo.InvariantCulture, $"; PiCO and PLCR with {viewCount} augmented views per image (crops of {100 * minScale:F0}–100 % of the area).\n\n"));
+                doc.Append(viewsOf is null ? "" : string.Create(CultureInfo.InvariantCulture, $"; PiCO and PLCR with {viewCount} augmented views per image (crops of {100 * minScale:F0}–100 % of the area)"));
+                doc.Append(routeKind == ExperimentRoute.MLNet ? "; trained with ml.MulticlassClassification.Trainers.PromptTuning, accuracy from ml.MulticlassClassification.Evaluate.\n\n" : "; core trainer (PromptTuner).\n\n");
                 doc.Append(CandidateLabelExperiment.Markdown(cells));
                 doc.Append("\nPrompt alignment against plain CoOp (dynamic weighting, and a fixed weight λ):\n\n").Append(CandidateLabelExperiment.AlignmentSummary(cells));
             }

@@ -78,6 +78,31 @@ internal static class SampleCommand
             return 0;
         }));
         command.Subcommands.Add(predict);
+
+        var model6 = new Option<string?>("--model") { Description = "Model folder (default: the demo zoo's first model)." };
+        var train = new Option<string?>("--train") { Description = "CSV of path,candidates with a header; candidates are class names separated by | (default: written from the demo's labels.csv: 16 images per class, q = 0.3)." };
+        var test = new Option<string?>("--test") { Description = "CSV of path,label with a header, for the evaluation (default: the demo images not used for training)." };
+        var classes6 = new Option<string?>("--classes") { Description = "Class names file (default: the demo's classes.txt)." };
+        var epochs = new Option<int>("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => 20 };
+        var candidates = new Command("candidate-labels", "Prompt learning from candidate-label sets: TokenizeIntoWords + MapValueToKey, EmbedImages → PromptTuning, Evaluate, and ML.NET's LbfgsMaximumEntropy as the baseline.")
+            { model6, train, test, classes6, epochs };
+        candidates.SetAction(parse => CliErrors.Run(() =>
+        {
+            var classNames = Classes(parse.GetValue(classes6));
+            string modelFolder = Model("--model", parse.GetValue(model6));
+            int epochCount = CliChecks.Range("--epochs", parse.GetValue(epochs), 1, 10_000);
+            string? trainCsv = parse.GetValue(train) is { } t ? CliChecks.InputFile("--train", t) : null;
+            string? testCsv = parse.GetValue(test) is { } e ? CliChecks.InputFile("--test", e) : null;
+            if (trainCsv is null || testCsv is null)
+            {
+                if (trainCsv is not null || testCsv is not null) throw new CliUsageException("--train and --test go together (or give neither to use the demo's images).");
+                (trainCsv, testCsv) = CandidateLabelTraining.WriteCandidateCsv(DemoFile("downstream", "clean", "labels.csv"), classNames, Path.Combine(DemoFolder, "candidate-labels"));
+                Console.WriteLine($"training CSV {trainCsv}, test CSV {testCsv}");
+            }
+            CandidateLabelTraining.Run(modelFolder, trainCsv, testCsv, classNames, Console.Out, epochCount);
+            return 0;
+        }));
+        command.Subcommands.Add(candidates);
         return command;
     }
 

@@ -100,7 +100,7 @@ internal static class TuneCommand
                 // Only the chosen training images get views: their original items, k crops each.
                 var chosen = source.Subset(rows.Select(r => embedded.Items[r].Index).ToArray());
                 var viewEmbeddings = CliInputs.EmbedWithProgress(clip, chosen.AugmentedViews(viewCount, parse.GetValue(seed), minScale), embedOptions, ct);
-                augmented = ViewMatrices(viewEmbeddings, rows.Length, viewCount);
+                augmented = AugmentedViews.Matrices(viewEmbeddings, rows.Length, viewCount);
             }
             AnsiConsole.MarkupLine(Markup.Escape($"{images.Count} training images, {classNames.Count} classes, mean candidate-set size {candidates.MeanSetSize():F2}"));
             var result = PromptTuner.Tune(clip, images, candidates, classNames, options, trueLabels, ct, augmented);
@@ -124,24 +124,6 @@ internal static class TuneCommand
         if (labels is null && q is not null)
             throw new CliUsageException("--q generates candidate sets from labels; the training images have none.");
         if (q is null) CandidateLabels.FromItems(items, classNames); // throws for a missing or unknown candidate
-    }
-
-    /// <summary>k matrices [n, D]: view v of training image i at row i (the originals were readable, so every view must be).</summary>
-    internal static IReadOnlyList<EmbeddingMatrix> ViewMatrices(ImageEmbeddings views, int n, int k)
-    {
-        int d = views.Embeddings.Dimension;
-        var result = Enumerable.Range(0, k).Select(_ => new EmbeddingMatrix(n, d)).ToArray();
-        var filled = new bool[k, n];
-        for (int r = 0; r < views.Items.Count; r++)
-        {
-            int index = views.Items[r].Index; // = image · k + view in the augmented source
-            views.Embeddings.Row(r).CopyTo(result[index % k].Row(index / k));
-            filled[index % k, index / k] = true;
-        }
-        for (int v = 0; v < k; v++)
-            for (int i = 0; i < n; i++)
-                if (!filled[v, i]) throw new InvalidDataException($"View {v} of training image {i} could not be embedded: {string.Join("; ", views.Skipped.Select(s => s.Reason))}.");
-        return result;
     }
 
     /// <summary>The training embeddings, candidate sets and (when known) true labels, after k-shot sampling.</summary>

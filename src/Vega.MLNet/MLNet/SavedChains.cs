@@ -29,20 +29,73 @@ internal static class SavedChains
 
     public static ICanSaveModel ImageEmbedding(ImageEmbeddingTransformer t) => ImageChain(t, head: null, scoreColumn: null, labelColumn: null, classNames: null);
 
+    /// <summary>
+    /// The prompt-tuning classifier: its class weights are constants (CoOp's learnt prompts run through the text tower once,
+    /// or the probe's weights), so it saves like the zero-shot classifier: the head graph over the embedding column, with
+    /// the probe's bias added to the logits.
+    /// </summary>
+    public static ICanSaveModel PromptTuning(PromptTuningTransformer t)
+    {
+        var h = t.Head;
+        bool cosine = t.Method == Prompting.PartialLabel.TuningMethod.CoOp;
+        var head = new ZeroShotHead(new EmbeddingMatrix((float[])h.Weights.Clone(), h.ClassNames.Count, h.EmbeddingDimension), h.Scale,
+            h.Bias is null ? null : (float[])h.Bias.Clone(), unitRows: cosine);
+        return HeadChain(ClipGraphComposer.ComposeHeadModel(head), ClipGraphComposer.EmbeddingInput, ClipGraphComposer.ScoreOutput,
+            t.FeatureColumnName, t.EmbeddingDimension, t.ScoreColumnName, t.PredictedLabelColumnName, t.ClassNames);
+    }
+
+    /// <summary>
+    /// The AAPE classifier: its head depends on the image (w_c(x) = ReLU(G·[w_c; h(x)] + g)), so it is the exported ONNX
+    /// graph of the head (<see cref="Prompting.Aape.AapeOnnxExport"/>) with an arg-max added, run by ApplyOnnxModel.
+    /// </summary>
+    public static ICanSaveModel Aape(AapeTransformer t)
+    {
+        var graph = Prompting.Aape.AapeOnnxExport.Build(t.Head);
+        // One row per call, as ApplyOnnxModel feeds it: batch 1, and the arg-max as the zero-shot head's index output.
+        foreach (var io in graph.Graph.Input.Concat(graph.Graph.Output))
+        {
+            var dim = io.Type.TensorType.Shape.Dim[0];
+            dim.DimValue = 1;
+        }
+        SavedGraph.DropOutput(graph, Prompting.Aape.AapeOnnxExport.LogitsName);
+        var argMax = new NodeProto { OpType = "ArgMax", Name = "vega_argmax" };
+        argMax.Input.Add(Prompting.Aape.AapeOnnxExport.ProbabilitiesName);
+        argMax.Output.Add(ClipGraphComposer.IndexOutput);
+        argMax.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = -1 });
+        argMax.Attribute.Add(new AttributeProto { Name = "keepdims", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+        argMax.Attribute.Add(new AttributeProto { Name = "select_last_index", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
+        graph.Graph.Node.Add(argMax);
+        var index = new ValueInfoProto { Name = ClipGraphComposer.IndexOutput, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Int64, Shape = new TensorShapeProto() } } };
+        index.Type.TensorType.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = 1 });
+        index.Type.TensorType.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = 1 });
+        graph.Graph.Output.Add(index);
+        return HeadChain(graph, Prompting.Aape.AapeOnnxExport.InputName, Prompting.Aape.AapeOnnxExport.ProbabilitiesName,
+            t.FeatureColumnName, t.EmbeddingDimension, t.ScoreColumnName, t.PredictedLabelColumnName, t.ClassNames);
+    }
+
     public static ICanSaveModel ZeroShotPipeline(ImageEmbeddingTransformer embed, ZeroShotTransformer zeroShot) =>
         ImageChain(embed, Head(zeroShot), zeroShot.ScoreColumnName, zeroShot.PredictedLabelColumnName, zeroShot.ClassNames);
 
-    public static ICanSaveModel ZeroShot(ZeroShotTransformer t)
+    public static ICanSaveModel ZeroShot(ZeroShotTransformer t) =>
+        HeadChain(ClipGraphComposer.ComposeHeadModel(Head(t)), ClipGraphComposer.EmbeddingInput, ClipGraphComposer.ScoreOutput,
+            t.FeatureColumnName, t.EmbeddingDimension, t.ScoreColumnName, t.PredictedLabelColumnName, t.ClassNames);
+
+    /// <summary>
+    /// A classifier head graph over an embedding column (input <paramref name="input"/> [1, D]; outputs
+    /// <paramref name="scoreOutput"/> [1, C] and the arg-max <see cref="ClipGraphComposer.IndexOutput"/> [1, 1]) as
+    /// ApplyOnnxModel → class index → MapValue to the class-name key.
+    /// </summary>
+    private static ICanSaveModel HeadChain(ModelProto graph, string input, string scoreOutput, string featureColumn, int dimension,
+        string scoreColumn, string predictedLabelColumn, IReadOnlyList<string> classNames)
     {
         var ml = Ml;
-        var graph = ClipGraphComposer.ComposeHeadModel(Head(t));
-        SavedGraph.RenameInputs(graph, new() { [ClipGraphComposer.EmbeddingInput] = t.FeatureColumnName });
-        SavedGraph.Vector(graph, ClipGraphComposer.ScoreOutput, t.ScoreColumnName);
-        SavedGraph.IndexOrMissing(graph, t.ScoreColumnName, SavedColumns.Index);
-        var input = EmptyDataView.With(t.FeatureColumnName, new VectorDataViewType(NumberDataViewType.Single, t.EmbeddingDimension));
-        IEstimator<ITransformer> chain = ml.Transforms.ApplyOnnxModel([t.ScoreColumnName, SavedColumns.Index], [t.FeatureColumnName], Stream(graph));
-        chain = Classes(ml, chain, t.PredictedLabelColumnName, t.ClassNames);
-        return Fit(chain.Append(ml.Transforms.DropColumns(SavedColumns.Index, SavedColumns.Class)), input);
+        SavedGraph.RenameInputs(graph, new() { [input] = featureColumn });
+        SavedGraph.Vector(graph, scoreOutput, scoreColumn);
+        SavedGraph.IndexOrMissing(graph, scoreColumn, SavedColumns.Index);
+        var empty = EmptyDataView.With(featureColumn, new VectorDataViewType(NumberDataViewType.Single, dimension));
+        IEstimator<ITransformer> chain = ml.Transforms.ApplyOnnxModel([scoreColumn, SavedColumns.Index], [featureColumn], Stream(graph));
+        chain = Classes(ml, chain, predictedLabelColumn, classNames);
+        return Fit(chain.Append(ml.Transforms.DropColumns(SavedColumns.Index, SavedColumns.Class)), empty);
     }
 
     public static ICanSaveModel VegaAlignment(VegaAlignmentTransformer t)

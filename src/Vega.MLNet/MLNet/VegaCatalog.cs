@@ -1,4 +1,5 @@
 using Vega.MLNet;
+using Vega.MLNet.Prompting.PartialLabel;
 
 namespace Microsoft.ML;
 
@@ -187,6 +188,187 @@ public static class VegaCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         return new ZeroShotEstimator(options);
+    }
+
+    /// <summary>
+    /// Create a <see cref="PromptTuningEstimator"/>, which adapts a frozen CLIP model to training images labelled with
+    /// candidate-label sets: CoOp prompt learning (or a linear probe) with a partial-label objective and prompt alignment,
+    /// on the image embeddings of <paramref name="featureColumnName"/> and the candidate sets of
+    /// <paramref name="candidateLabelsColumnName"/>. The fitted model adds <c>Score</c> and <c>PredictedLabel</c>, as ML.NET's
+    /// multiclass trainers do.
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers' catalog.</param>
+    /// <param name="modelPath">The model whose text tower the prompts run through: the same model that produced the image embeddings.</param>
+    /// <param name="classNames">The class names, in key order (at least 2, distinct).</param>
+    /// <param name="featureColumnName">The image embedding column, a known-sized vector of <see cref="System.Single"/>.</param>
+    /// <param name="candidateLabelsColumnName">The candidate-label column: a known-sized vector of <see cref="System.Boolean"/>
+    /// of length C (true for every candidate), a vector of UInt32 keys over the class names (usually of variable length, from
+    /// <c>TokenizeIntoWords</c> + <c>MapValueToKey</c>), or a scalar UInt32 key (ordinary labels). Only training reads it.</param>
+    /// <param name="options">The training settings (objective, alignment and its weighting, context length, class token
+    /// position, epochs, learning-rate schedule, seed, views, validation data, progress, checkpoints, cancellation); null for
+    /// the defaults (CoOp, CC, dynamically weighted alignment, seed 1). Its model path, class names and the two column names
+    /// are replaced by the arguments above; the object itself is not changed.</param>
+    /// <remarks>
+    /// <para>Training is deterministic: the seed is an option (default 1), as a third-party catalog extension cannot reach
+    /// the MLContext's seed. PiCO and PLCR take strong views from the options (<see cref="PromptTuningEstimator.Options.ViewColumnNames"/>,
+    /// <see cref="PromptTuningEstimator.Options.AugmentedViews"/>).</para>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// <para>See <see cref="PromptTuningEstimator"/> for the estimator characteristics and the options (objective settings,
+    /// alignment weighting, context, schedule, views, validation data, progress, checkpoints, cancellation).</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// // rows: ImagePath, Candidates ("Shirt|T-shirt/top|Pullover")
+    /// var keys = ml.Data.LoadFromEnumerable(classes.Select(c =&gt; new { Name = c }));
+    /// var pipeline = ml.Transforms.Text.TokenizeIntoWords("CandidateNames", "Candidates", separators: ['|'])
+    ///     .Append(ml.Transforms.Conversion.MapValueToKey("CandidateLabels", "CandidateNames", keyData: keys))
+    ///     .Append(ml.Transforms.EmbedImages("ImageEmbedding", modelPath: dir, inputColumnName: "ImagePath"))
+    ///     .Append(ml.MulticlassClassification.Trainers.PromptTuning(modelPath: dir, classNames: classes));
+    /// var model = pipeline.Fit(training);
+    /// </code>
+    /// (The sample <c>vega sample candidate-labels</c> in Vega.MLNet.Samples, Samples/CandidateLabelTraining.cs, runs the
+    /// whole pipeline from a CSV, evaluates it and predicts from the image path alone.)
+    /// </example>
+    public static PromptTuningEstimator PromptTuning(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string modelPath,
+        IReadOnlyList<string> classNames, string featureColumnName = VegaColumnNames.ImageEmbedding, string candidateLabelsColumnName = VegaColumnNames.CandidateLabels,
+        PromptTuningEstimator.Options? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        var o = options?.Clone() ?? new PromptTuningEstimator.Options();
+        o.ModelPath = modelPath;
+        o.ClassNames = classNames;
+        o.FeatureColumnName = featureColumnName;
+        o.CandidateLabelsColumnName = candidateLabelsColumnName;
+        return new PromptTuningEstimator(o);
+    }
+
+    /// <summary>Create a <see cref="PromptTuningEstimator"/> with every option: the objective and its settings (PiCO,
+    /// PLCR, LWS), alignment and its weighting, CoOp's context, the schedule, the seed, augmented views, validation data
+    /// with progress, checkpoints and cancellation.</summary>
+    /// <param name="catalog">The multiclass trainers' catalog.</param>
+    /// <param name="options">The options, including the model path, the class names and the columns.</param>
+    /// <remarks><para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para></remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var tuning = ml.MulticlassClassification.Trainers.PromptTuning(new PromptTuningEstimator.Options
+    /// {
+    ///     ModelPath = dir, ClassNames = classes, Loss = PartialLabelLossKind.PLCR,
+    ///     AugmentedViews = 2, ImageColumnName = "ImagePath", CacheDirectory = ".vega-cache",   // PLCR's strong views
+    ///     AlignmentWeighting = AlignmentWeighting.Fixed, AlignmentWeight = 1,
+    ///     ValidationData = heldOut, Progress = new Progress&lt;PromptTuningProgress&gt;(p =&gt; Console.WriteLine($"{p.Epoch}: {p.Loss:F3} {p.ValidationAccuracy:P1}")),
+    /// });
+    /// </code>
+    /// </example>
+    public static PromptTuningEstimator PromptTuning(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, PromptTuningEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new PromptTuningEstimator(options);
+    }
+
+    /// <summary>
+    /// Create an <see cref="AapeEstimator"/>, which trains AAPE (aggregate-and-adapt prompts) on the image embeddings of
+    /// <paramref name="featureColumnName"/> labelled by <paramref name="labelColumnName"/>: it distils the natural-language
+    /// <paramref name="descriptions"/> of each class into an image-conditioned prompt. The fitted model adds <c>Score</c>
+    /// and <c>PredictedLabel</c> and needs no descriptions.
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers' catalog.</param>
+    /// <param name="modelPath">The model whose text tower embeds the prompts and descriptions: the model that produced the image embeddings.</param>
+    /// <param name="classNames">The class names, in key order (at least 2, distinct).</param>
+    /// <param name="descriptions">Class name → descriptive sentences (CuPL style); every class needs at least one, and a
+    /// class without any is an error naming it.</param>
+    /// <param name="featureColumnName">The image embedding column, a known-sized vector of <see cref="System.Single"/>.</param>
+    /// <param name="labelColumnName">The true-label column: a UInt32 key over the class names, or the class name (<see cref="System.String"/>).</param>
+    /// <param name="options">Training settings (λ, τ, the schedule, the aggregator, the seed, progress, cancellation); null
+    /// for the defaults. Its model path, class names, descriptions and the two column names are replaced by the arguments
+    /// above; the object itself is not changed.</param>
+    /// <remarks>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// <para>See <see cref="AapeEstimator"/> for the estimator characteristics and the options (λ, τ, schedule, aggregator, seed).</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var descriptions = new Dictionary&lt;string, IReadOnlyList&lt;string&gt;&gt;
+    /// {
+    ///     ["cat"] = ["a small furry pet with whiskers.", "a cat curled up asleep."],
+    ///     ["dog"] = ["a loyal pet that barks.", "a dog fetching a stick."],
+    /// };
+    /// var pipeline = ml.Transforms.EmbedImages("ImageEmbedding", modelPath: dir, inputColumnName: "ImagePath")
+    ///     .Append(ml.MulticlassClassification.Trainers.Aape(modelPath: dir, classNames: ["cat", "dog"], descriptions: descriptions));
+    /// </code>
+    /// </example>
+    public static AapeEstimator Aape(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string modelPath, IReadOnlyList<string> classNames,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> descriptions, string featureColumnName = VegaColumnNames.ImageEmbedding, string labelColumnName = VegaColumnNames.Label,
+        AapeEstimator.Options? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(descriptions);
+        var o = options?.Clone() ?? new AapeEstimator.Options();
+        o.ModelPath = modelPath;
+        o.ClassNames = classNames;
+        o.Descriptions = descriptions;
+        o.DescriptionsPath = null;
+        o.FeatureColumnName = featureColumnName;
+        o.LabelColumnName = labelColumnName;
+        return new AapeEstimator(o);
+    }
+
+    /// <summary>
+    /// Create an <see cref="AapeEstimator"/> whose class descriptions are read from <paramref name="descriptionsPath"/>:
+    /// a CuPL-style JSON file <c>{"class name": ["sentence", ...]}</c> or a folder of <c>&lt;class&gt;.txt</c> files with
+    /// one sentence per line.
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers' catalog.</param>
+    /// <param name="modelPath">The model whose text tower embeds the prompts and descriptions: the model that produced the image embeddings.</param>
+    /// <param name="classNames">The class names, in key order (at least 2, distinct).</param>
+    /// <param name="descriptionsPath">The JSON file or folder of descriptions; errors name the file, the line and the class.</param>
+    /// <param name="featureColumnName">The image embedding column, a known-sized vector of <see cref="System.Single"/>.</param>
+    /// <param name="labelColumnName">The true-label column: a UInt32 key over the class names, or the class name (<see cref="System.String"/>).</param>
+    /// <param name="options">Training settings (λ, τ, the schedule, the aggregator, the seed, progress, cancellation); null
+    /// for the defaults. Its model path, class names, descriptions and the two column names are replaced by the arguments
+    /// above; the object itself is not changed.</param>
+    /// <remarks>
+    /// <para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para>
+    /// <para>See <see cref="AapeEstimator"/> for the estimator characteristics and the options.</para>
+    /// </remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var aape = ml.MulticlassClassification.Trainers.Aape(modelPath: dir, classNames: classes, descriptionsPath: "descriptions.json",
+    ///     labelColumnName: "Label");
+    /// </code>
+    /// </example>
+    public static AapeEstimator Aape(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string modelPath, IReadOnlyList<string> classNames,
+        string descriptionsPath, string featureColumnName = VegaColumnNames.ImageEmbedding, string labelColumnName = VegaColumnNames.Label,
+        AapeEstimator.Options? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrWhiteSpace(descriptionsPath);
+        var o = options?.Clone() ?? new AapeEstimator.Options();
+        o.ModelPath = modelPath;
+        o.ClassNames = classNames;
+        o.Descriptions = null;
+        o.DescriptionsPath = descriptionsPath;
+        o.FeatureColumnName = featureColumnName;
+        o.LabelColumnName = labelColumnName;
+        return new AapeEstimator(o);
+    }
+
+    /// <summary>Create an <see cref="AapeEstimator"/> with every option (λ, τ, the schedule, the aggregator, the seed,
+    /// progress, cancellation, column names).</summary>
+    /// <param name="catalog">The multiclass trainers' catalog.</param>
+    /// <param name="options">The options, including the model path, the class names and the descriptions.</param>
+    /// <remarks><para>Only load models you trust: applying an ONNX model from an untrusted source is a security risk.</para></remarks>
+    /// <example>
+    /// <code language="csharp">
+    /// var aape = ml.MulticlassClassification.Trainers.Aape(new AapeEstimator.Options
+    /// {
+    ///     ModelPath = dir, ClassNames = classes, DescriptionsPath = "descriptions/", Lambda = 5, Epochs = 50, Seed = 3,
+    /// });
+    /// </code>
+    /// </example>
+    public static AapeEstimator Aape(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, AapeEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new AapeEstimator(options);
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Vega.MLNet.Models;
@@ -108,14 +107,14 @@ public sealed class ZeroShotEstimator : IEstimator<ZeroShotTransformer>
 /// </summary>
 public sealed class ZeroShotTransformer : ITransformer
 {
-    private readonly float[] _classes; // C × D, rows L2-normalised
+    private readonly LinearClassHead _head; // C × D class embeddings, rows L2-normalised; no bias
 
     private ZeroShotTransformer(string modelName, IReadOnlyList<string> classNames, float[] classes, int dimension, float logitScale,
         string featureColumnName, string scoreColumnName, string predictedLabelColumnName)
     {
         ModelName = modelName;
         ClassNames = [.. classNames];
-        _classes = classes;
+        _head = new LinearClassHead(ClassNames, classes, dimension, logitScale, bias: null);
         EmbeddingDimension = dimension;
         LogitScale = logitScale;
         FeatureColumnName = featureColumnName;
@@ -141,10 +140,7 @@ public sealed class ZeroShotTransformer : ITransformer
     }
 
     internal static IReadOnlyList<AddedColumn> Columns(IReadOnlyList<string> classNames, string score, string predictedLabel) =>
-    [
-        new(score, new VectorDataViewType(NumberDataViewType.Single, classNames.Count), SlotNames: classNames),
-        new(predictedLabel, new KeyDataViewType(typeof(uint), classNames.Count), KeyValues: classNames),
-    ];
+        ClassifierMapping.Columns(classNames, score, predictedLabel);
 
     /// <summary>The name of the model whose text tower embedded the prompts.</summary>
     public string ModelName { get; }
@@ -168,9 +164,9 @@ public sealed class ZeroShotTransformer : ITransformer
     public string PredictedLabelColumnName { get; }
 
     /// <summary>The class text embedding of class <paramref name="classIndex"/> (L2-normalised).</summary>
-    public ReadOnlySpan<float> ClassEmbedding(int classIndex) => _classes.AsSpan(classIndex * EmbeddingDimension, EmbeddingDimension);
+    public ReadOnlySpan<float> ClassEmbedding(int classIndex) => _head.Row(classIndex);
 
-    internal float[] ClassEmbeddings => _classes;
+    internal float[] ClassEmbeddings => _head.Weights;
 
     /// <summary>Always true.</summary>
     public bool IsRowToRowMapper => true;
@@ -191,66 +187,10 @@ public sealed class ZeroShotTransformer : ITransformer
     /// <summary>Saves the classifier as a chain of ML.NET's own transformers (see docs/mlnet.md).</summary>
     void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.ZeroShot(this).Save(ctx);
 
-    private Mapping Bind(DataViewSchema inputSchema)
-    {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        var feature = SchemaChecks.Find(inputSchema, FeatureColumnName, "feature");
-        SchemaChecks.RequireFloatVector(feature, "feature", EmbeddingDimension);
-        return new Mapping(this, inputSchema, feature);
-    }
+    private ClassifierMapping Bind(DataViewSchema inputSchema) =>
+        ClassifierMapping.Bind(_head, inputSchema, FeatureColumnName, ScoreColumnName, PredictedLabelColumnName);
 
     /// <summary>Softmax of the scaled cosine similarities of <paramref name="embedding"/> to every class; returns the
     /// arg-max (the first maximum), or -1 when the embedding has a NaN (then every score is NaN).</summary>
-    internal int Score(ReadOnlySpan<float> embedding, Span<float> scores)
-    {
-        float norm = TensorPrimitives.Norm(embedding);
-        if (!float.IsFinite(norm))
-        {
-            scores.Fill(float.NaN);
-            return -1;
-        }
-        float inv = norm > 0 ? LogitScale / norm : 0;
-        for (int c = 0; c < scores.Length; c++) scores[c] = TensorPrimitives.Dot(embedding, ClassEmbedding(c)) * inv;
-        TensorPrimitives.SoftMax(scores, scores);
-        int best = 0;
-        for (int c = 1; c < scores.Length; c++) if (scores[c] > scores[best]) best = c;
-        return best;
-    }
-
-    private sealed class Mapping(ZeroShotTransformer owner, DataViewSchema input, DataViewSchema.Column feature)
-        : RowMapping(input, Columns(owner.ClassNames, owner.ScoreColumnName, owner.PredictedLabelColumnName))
-    {
-        public override IEnumerable<DataViewSchema.Column> InputsFor(bool[] activeAdded) => [feature];
-
-        public override AddedValues CreateValues(DataViewRow row, bool[] activeAdded) => new Values(owner, row, row.GetGetter<VBuffer<float>>(feature));
-    }
-
-    private sealed class Values(ZeroShotTransformer owner, DataViewRow row, ValueGetter<VBuffer<float>> features) : PerRowValues(row)
-    {
-        private VBuffer<float> _features;
-        private readonly float[] _dense = new float[owner.EmbeddingDimension];
-        private readonly float[] _scores = new float[owner.ClassNames.Count];
-        private int _best;
-
-        protected override void Compute()
-        {
-            features(ref _features);
-            _features.CopyTo(_dense);
-            _best = owner.Score(_dense, _scores);
-        }
-
-        public override Delegate Getter(int addedIndex) => addedIndex == 0
-            ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
-            {
-                Ensure();
-                var editor = VBufferEditor.Create(ref dst, _scores.Length);
-                _scores.CopyTo(editor.Values);
-                dst = editor.Commit();
-            })
-            : (ValueGetter<uint>)((ref uint dst) =>
-            {
-                Ensure();
-                dst = (uint)(_best + 1); // ML.NET keys are 1-based; 0 is the missing value
-            });
-    }
+    internal int Score(ReadOnlySpan<float> embedding, Span<float> scores) => _head.Score(embedding, scores);
 }

@@ -14,7 +14,15 @@ namespace Vega.MLNet.Onnx;
 /// </summary>
 internal sealed class ZeroShotHead
 {
-    public ZeroShotHead(EmbeddingMatrix classEmbeddings, float logitScale)
+    public ZeroShotHead(EmbeddingMatrix classEmbeddings, float logitScale) : this(classEmbeddings, logitScale, bias: null, unitRows: true)
+    {
+    }
+
+    /// <summary>
+    /// A linear head over the L2-normalised embedding: score = softmax(scale · e · Wᵀ + b). With <paramref name="unitRows"/>
+    /// the rows of W must be L2-normalised (a cosine classifier: zero-shot, CoOp); without, any finite W (a linear probe).
+    /// </summary>
+    public ZeroShotHead(EmbeddingMatrix classEmbeddings, float logitScale, float[]? bias, bool unitRows)
     {
         ArgumentNullException.ThrowIfNull(classEmbeddings);
         if (classEmbeddings.Count < 1) throw new ArgumentException("The zero-shot head needs at least one class.", nameof(classEmbeddings));
@@ -28,13 +36,19 @@ internal sealed class ZeroShotHead
                 if (!float.IsFinite(v)) throw new ArgumentException($"Class embedding row {c} holds a non-finite value.", nameof(classEmbeddings));
                 ss += (double)v * v;
             }
-            if (Math.Abs(Math.Sqrt(ss) - 1) > 1e-3)
+            if (unitRows && Math.Abs(Math.Sqrt(ss) - 1) > 1e-3)
                 throw new ArgumentException(
                     $"Class embedding row {c} has L2 norm {Math.Sqrt(ss).ToString("G4", CultureInfo.InvariantCulture)}; pass L2-normalised rows (ClipModel.EmbedClassNames returns them).", nameof(classEmbeddings));
         }
+        if (bias is not null && (bias.Length != classEmbeddings.Count || !Array.TrueForAll(bias, float.IsFinite)))
+            throw new ArgumentException($"The bias needs {classEmbeddings.Count} finite values, one per class.", nameof(bias));
         ClassEmbeddings = classEmbeddings;
         LogitScale = logitScale;
+        Bias = bias;
     }
+
+    /// <summary>b, one value per class, added to the scaled logits (null: none).</summary>
+    public float[]? Bias { get; }
 
     /// <summary>The class text embeddings, C × D, rows L2-normalised.</summary>
     public EmbeddingMatrix ClassEmbeddings { get; }
@@ -244,6 +258,7 @@ internal static class ClipGraphComposer
             for (int j = 0; j < d; j++) transposed[j * c + k] = data[k * d + j];
         string classes = g.Initializer(g.NewName("head_class_embeddings_t"), transposed, d, c);
         string logits = g.Node("Mul", [g.Node("MatMul", [embedding, classes]), g.FloatScalar(head.LogitScale)]);
+        if (head.Bias is { } bias) logits = g.Node("Add", [logits, g.Initializer(g.NewName("head_bias"), bias, 1, c)]);
         string score = g.Node("Softmax", [logits], ScoreOutput, ("axis", -1L));
         g.Output(score, F32, 1, c);
         g.Output(g.Node("ArgMax", [score], IndexOutput, ("axis", -1L), ("keepdims", 1L), ("select_last_index", 0L)), I64, 1, 1);

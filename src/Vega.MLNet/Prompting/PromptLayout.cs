@@ -3,7 +3,7 @@ using Vega.MLNet.Text;
 namespace Vega.MLNet.Prompting;
 
 /// <summary>Where the class-name tokens go relative to the learnable context (CoOp's <c>class_token_position</c>).</summary>
-internal enum ClassTokenPosition
+public enum ClassTokenPosition
 {
     /// <summary><c>[SOS][ctx×M][class][.][EOS]</c>.</summary>
     End,

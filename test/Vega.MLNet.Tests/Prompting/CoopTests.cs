@@ -23,7 +23,7 @@ public sealed class CoopTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly string[] Classes = [.. ImageSource.FashionMnistClassNames];
 
-    private static readonly Lazy<string> ModelDir = new(() =>
+    internal static readonly Lazy<string> ModelDir = new(() =>
     {
         var (net, _) = DemoTestData.Train(DemoTestData.Architecture("mlp"), new TrainingSpec { TrainImages = 512, Epochs = 6, BatchSize = 64, LearningRate = 3e-3 });
         string dir = Path.Combine(Fixtures.TempDir("vega-coop-model"), "mlp");
@@ -39,7 +39,7 @@ public sealed class CoopTests(Xunit.Abstractions.ITestOutputHelper output)
         return (result.Embeddings, result.Items.Select(i => Array.IndexOf(Classes, i.Label)).ToArray());
     });
 
-    private static (EmbeddingMatrix Train, CandidateLabels Candidates, int[] TrainLabels, EmbeddingMatrix Test, int[] TestLabels) Task()
+    internal static (EmbeddingMatrix Train, CandidateLabels Candidates, int[] TrainLabels, EmbeddingMatrix Test, int[] TestLabels) Task()
     {
         var (images, labels) = Embedded.Value;
         var shots = CandidateLabels.SampleShots(labels.AsSpan(0, 300), 10, 8, 3);
@@ -93,7 +93,7 @@ public sealed class CoopTests(Xunit.Abstractions.ITestOutputHelper output)
     /// <summary>Two augmented views (random resized crops + flips) of each training image, embedded by the engine.</summary>
     /// <summary>Views of crops of half the area or more: this MLP model sees raw pixels, and smaller crops (CoOp's 8 %)
     /// are different images to it (CC with them: 34 % held out instead of 66 %).</summary>
-    private static readonly Lazy<IReadOnlyList<EmbeddingMatrix>> TrainViews = new(() => Views(0.5));
+    internal static readonly Lazy<IReadOnlyList<EmbeddingMatrix>> TrainViews = new(() => Views(0.5));
 
     private static IReadOnlyList<EmbeddingMatrix> Views(double minScale)
     {

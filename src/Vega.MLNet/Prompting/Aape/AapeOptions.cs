@@ -1,7 +1,7 @@
 namespace Vega.MLNet.Prompting.Aape;
 
 /// <summary>How the class summary pᵃ is made from a class's description embeddings.</summary>
-internal enum AapeAggregator
+public enum AapeAggregator
 {
     /// <summary>One pre-LN attention layer over [p̄, P₁..Pₙ], trained with the CLIP-S reward (the method).</summary>
     Attention,

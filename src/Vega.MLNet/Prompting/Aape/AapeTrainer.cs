@@ -41,7 +41,7 @@ internal sealed record AapeTrainingSet
 /// <param name="Loss">Mean total loss CE + λ·distillation.</param>
 /// <param name="Accuracy">Training accuracy of the epoch's batches (before each step's update).</param>
 /// <param name="Seconds">Wall time of the epoch.</param>
-internal sealed record AapeEpoch(int Epoch, double LearningRate, double CrossEntropy, double Distillation, double Loss, double Accuracy, double Seconds);
+public sealed record AapeEpoch(int Epoch, double LearningRate, double CrossEntropy, double Distillation, double Loss, double Accuracy, double Seconds);
 
 /// <summary>What happened during training.</summary>
 internal sealed record AapeTrainingReport

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.ML;
+using Microsoft.ML.Trainers;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Models;
 
@@ -18,7 +20,23 @@ internal sealed record CandidateLabelExperimentSettings
         [PartialLabelLossKind.CC, PartialLabelLossKind.RC, PartialLabelLossKind.LWS, PartialLabelLossKind.CAVL, PartialLabelLossKind.Naive, PartialLabelLossKind.PiCO, PartialLabelLossKind.PLCR];
     /// <summary>λ of the "CoOp + alignment (fixed λ)" runs, beside the dynamic weighting of "CoOp + alignment".</summary>
     public double FixedAlignmentWeight { get; init; } = 1.0;
+    /// <summary>Train and evaluate through the ML.NET trainers (default) or call the core trainer directly.</summary>
+    public ExperimentRoute Route { get; init; } = ExperimentRoute.MLNet;
+    /// <summary>The model folder or clip.json the ML.NET estimators load (the model passed to Run).</summary>
+    public string? ModelPath { get; init; }
+    /// <summary>ML.NET route: add ML.NET's own linear classifiers (L-BFGS and SDCA maximum entropy) as baselines.</summary>
+    public bool MLNetBaselines { get; init; } = true;
     public Action<string>? Log { get; init; }
+}
+
+/// <summary>How the candidate-label experiment trains and evaluates.</summary>
+internal enum ExperimentRoute
+{
+    /// <summary>IDataViews through ml.MulticlassClassification.Trainers.ZeroShot/PromptTuning, accuracy from
+    /// ml.MulticlassClassification.Evaluate.</summary>
+    MLNet,
+    /// <summary>PromptTuner.Tune and TunedClassifier.Accuracy on the embedding matrices.</summary>
+    Core,
 }
 
 /// <summary>
@@ -36,10 +54,11 @@ internal static class CandidateLabelExperiment
     public static IReadOnlyList<Cell> Run(ClipModel model, EmbeddingMatrix trainPool, int[] trainLabels, EmbeddingMatrix test, int[] testLabels,
         IReadOnlyList<string> classNames, CandidateLabelExperimentSettings s, CancellationToken ct = default, Func<int[], IReadOnlyList<EmbeddingMatrix>>? viewsOf = null)
     {
+        var route = s.Route == ExperimentRoute.MLNet
+            ? (IRoute)new MLNetRoute(s.ModelPath ?? throw new ArgumentException("The ML.NET route needs the model path.", nameof(s)), classNames, test, testLabels, ct)
+            : new CoreRoute(model, classNames, test, testLabels, ct);
         var cells = new List<Cell>();
-        var zeroShot = PromptTuner.Tune(model, new EmbeddingMatrix(0, model.EmbeddingDimension), CandidateLabels.FromLabels([], classNames.Count), classNames,
-            new PromptTuningOptions { Method = TuningMethod.ZeroShot }).Classifier;
-        double zs = zeroShot.Accuracy(test, testLabels);
+        double zs = route.ZeroShot();
         foreach (double q in s.FlipProbabilities)
             foreach (ulong seed in s.Seeds)
             {
@@ -52,6 +71,12 @@ internal static class CandidateLabelExperiment
                 double size = candidates.MeanSetSize();
                 var views = viewsOf?.Invoke(rows);
                 cells.Add(new Cell("zero-shot", q, seed, zs, size));
+                if (route is MLNetRoute mlnet && s.MLNetBaselines)
+                    foreach (var (name, acc) in mlnet.Baselines(train, candidates))
+                    {
+                        cells.Add(new Cell(name, q, seed, acc, size));
+                        s.Log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"q={q} seed={seed} {name}: {acc:P2}"));
+                    }
                 foreach (var loss in s.Losses)
                 {
                     var baseOptions = new PromptTuningOptions { Loss = loss, Epochs = s.Epochs, Seed = seed, ContextTokens = s.ContextTokens };
@@ -69,8 +94,7 @@ internal static class CandidateLabelExperiment
                     bool strongViews = loss is PartialLabelLossKind.PiCO or PartialLabelLossKind.PLCR;
                     foreach (var (name, options) in runs)
                     {
-                        var result = PromptTuner.Tune(model, train, candidates, classNames, options, labels, ct, strongViews ? views : null);
-                        double acc = result.Classifier.Accuracy(test, testLabels);
+                        double acc = route.Train(train, candidates, labels, options, strongViews ? views : null);
                         cells.Add(new Cell(name, q, seed, acc, size));
                         s.Log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"q={q} seed={seed} {name}: {acc:P2}"));
                     }
@@ -78,6 +102,100 @@ internal static class CandidateLabelExperiment
             }
         return cells;
     }
+
+    /// <summary>Zero-shot accuracy and one training run's test accuracy.</summary>
+    private interface IRoute
+    {
+        double ZeroShot();
+
+        double Train(EmbeddingMatrix train, CandidateLabels candidates, int[] labels, PromptTuningOptions options, IReadOnlyList<EmbeddingMatrix>? views);
+    }
+
+    private sealed class CoreRoute(ClipModel model, IReadOnlyList<string> classNames, EmbeddingMatrix test, int[] testLabels, CancellationToken ct) : IRoute
+    {
+        public double ZeroShot() =>
+            PromptTuner.Tune(model, new EmbeddingMatrix(0, model.EmbeddingDimension), CandidateLabels.FromLabels([], classNames.Count), classNames,
+                new PromptTuningOptions { Method = TuningMethod.ZeroShot }).Classifier.Accuracy(test, testLabels);
+
+        public double Train(EmbeddingMatrix train, CandidateLabels candidates, int[] labels, PromptTuningOptions options, IReadOnlyList<EmbeddingMatrix>? views) =>
+            PromptTuner.Tune(model, train, candidates, classNames, options, labels, ct, views).Classifier.Accuracy(test, testLabels);
+    }
+
+    /// <summary>
+    /// The same runs through ML.NET: training rows as an IDataView (ImageEmbedding, CandidateLabels as a Boolean mask, the
+    /// augmented views as View0…), <c>PromptTuning</c> with the core options carried over, and the test set scored by the
+    /// fitted transformer and measured by <c>MulticlassClassification.Evaluate</c> (micro-accuracy).
+    /// </summary>
+    private sealed class MLNetRoute : IRoute
+    {
+        private readonly MLContext _ml = new(seed: 1);
+        private readonly string _modelPath;
+        private readonly IReadOnlyList<string> _classNames;
+        private readonly IDataView _test;
+        private readonly CancellationToken _ct;
+
+        public MLNetRoute(string modelPath, IReadOnlyList<string> classNames, EmbeddingMatrix test, int[] testLabels, CancellationToken ct)
+        {
+            _modelPath = modelPath;
+            _classNames = classNames;
+            _test = MatrixData.Create(_ml, classNames, test, labels: testLabels);
+            _ct = ct;
+        }
+
+        private double Accuracy(ITransformer model) =>
+            _ml.MulticlassClassification.Evaluate(model.Transform(_test), labelColumnName: VegaColumnNames.Label).MicroAccuracy;
+
+        public double ZeroShot() => Accuracy(_ml.MulticlassClassification.Trainers.ZeroShot(_modelPath, _classNames).Fit(_test));
+
+        public double Train(EmbeddingMatrix train, CandidateLabels candidates, int[] labels, PromptTuningOptions options, IReadOnlyList<EmbeddingMatrix>? views)
+        {
+            var o = PromptTuningEstimator.Options.FromCore(options, _modelPath, _classNames);
+            o.ViewColumnNames = views?.Select((_, v) => MatrixData.ViewColumn(v)).ToArray();
+            o.CancellationToken = _ct;
+            var data = MatrixData.Create(_ml, _classNames, train, candidates, views: views);
+            return Accuracy(_ml.MulticlassClassification.Trainers.PromptTuning(o).Fit(data));
+        }
+
+        /// <summary>
+        /// ML.NET's own linear classifiers on the embeddings. They take one key label per row, so each image becomes one
+        /// row per candidate with example weight 1/|S|: the weighted cross-entropy is then exactly the NAIVE partial-label
+        /// objective (plus the trainers' own L2/L1 regularisation). Single-threaded, so the runs are reproducible.
+        /// </summary>
+        public IEnumerable<(string Name, double Accuracy)> Baselines(EmbeddingMatrix train, CandidateLabels candidates)
+        {
+            int c = _classNames.Count, d = train.Dimension, total = 0;
+            for (int i = 0; i < candidates.Count; i++) total += candidates.SetSize(i);
+            var features = new EmbeddingMatrix(total, d);
+            var labels = new int[total];
+            var weights = new float[total];
+            int r = 0;
+            for (int i = 0; i < candidates.Count; i++)
+            {
+                float w = 1f / candidates.SetSize(i);
+                for (int k = 0; k < c; k++)
+                {
+                    if (!candidates.Contains(i, k)) continue;
+                    train.Row(i).CopyTo(features.Row(r));
+                    labels[r] = k;
+                    weights[r++] = w;
+                }
+            }
+            var data = _ml.Data.Cache(MatrixData.Create(_ml, _classNames, features, labels: labels, weights: weights));
+            var lbfgs = _ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options
+            {
+                LabelColumnName = VegaColumnNames.Label, FeatureColumnName = VegaColumnNames.ImageEmbedding, ExampleWeightColumnName = "Weight", NumberOfThreads = 1,
+            });
+            yield return (LbfgsName, Accuracy(lbfgs.Fit(data)));
+            var sdca = _ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(new SdcaMaximumEntropyMulticlassTrainer.Options
+            {
+                LabelColumnName = VegaColumnNames.Label, FeatureColumnName = VegaColumnNames.ImageEmbedding, ExampleWeightColumnName = "Weight", NumberOfThreads = 1,
+            });
+            yield return (SdcaName, Accuracy(sdca.Fit(data)));
+        }
+    }
+
+    public const string LbfgsName = "ML.NET LbfgsMaximumEntropy · NAIVE weights";
+    public const string SdcaName = "ML.NET SdcaMaximumEntropy · NAIVE weights";
 
     private static string FixedName(CandidateLabelExperimentSettings s) =>
         string.Create(CultureInfo.InvariantCulture, $"CoOp + alignment (fixed λ = {s.FixedAlignmentWeight})");

@@ -3,7 +3,7 @@ using Vega.MLNet.Tensors;
 namespace Vega.MLNet.Prompting.PartialLabel;
 
 /// <summary>Objectives for learning from candidate-label sets (docs/partial-labels.md has the formulas).</summary>
-internal enum PartialLabelLossKind
+public enum PartialLabelLossKind
 {
     /// <summary>Plain cross-entropy; every sample must have exactly one candidate (q = 0).</summary>
     CrossEntropy,
@@ -30,7 +30,7 @@ internal enum PartialLabelLossKind
 
 /// <summary>Hyper-parameters of the PiCO objective. Defaults follow PiCO's paper and code except where the short
 /// prompt-learning schedule needs otherwise (docs/partial-labels.md explains each).</summary>
-internal sealed record PicoSettings
+public sealed record PicoSettings
 {
     /// <summary>λ, the weight of the contrastive term (PiCO: 0.5).</summary>
     public double ContrastiveWeight { get; init; } = 0.5;
@@ -65,7 +65,7 @@ internal sealed record PicoSettings
 }
 
 /// <summary>Hyper-parameters of the PLCR objective (docs/partial-labels.md).</summary>
-internal sealed record PlcrSettings
+public sealed record PlcrSettings
 {
     /// <summary>λ, the final weight of the consistency term (PLCR: 1).</summary>
     public double ConsistencyWeight { get; init; } = 1.0;

@@ -11,7 +11,7 @@ namespace Vega.MLNet.Prompting.PartialLabel;
 internal sealed record EpochReport(int Epoch, int Epochs, double Loss, double? TrainAccuracy, double LearningRate);
 
 /// <summary>How the alignment term is weighted against the partial-label term.</summary>
-internal enum AlignmentWeighting
+public enum AlignmentWeighting
 {
     /// <summary>L_PLL + λ·(sg(L_PLL)/sg(L_align))·L_align: the alignment term always has λ times the value of the
     /// partial-label term (the candidate-label paper's reference code; sg = stop-gradient, no gradient through the ratio).</summary>

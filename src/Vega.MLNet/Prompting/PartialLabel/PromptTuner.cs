@@ -80,6 +80,11 @@ internal sealed record PromptTuningOptions
 
     /// <summary>Called after every epoch.</summary>
     public Action<EpochReport>? Progress { get; init; }
+
+    /// <summary>Called after every epoch (after <see cref="Progress"/>) with a function that builds the classifier of
+    /// the current parameters (CoOp: one text-tower pass), e.g. to measure held-out accuracy while training. Not part of
+    /// the checkpoint fingerprint: it only observes.</summary>
+    internal Action<EpochReport, Func<TunedClassifier>>? EpochClassifier { get; init; }
 }
 
 /// <summary>The outcome of <see cref="PromptTuner.Tune"/>.</summary>
@@ -296,16 +301,15 @@ internal static class PromptTuner
         var head = new PllHead([context], () => encoder.Forward(prompts, context),
             (x, features) => Ops.MulScalar(Ops.MatMul(x, Ops.Transpose(features, 1, 0)), scale));
         var trainer = new PllTrainer(head, images, loss, candidates, settings, teacher, trueLabels);
-        var (epochs, resumed) = RunEpochs(trainer, [context], options, Fingerprint(model.ContentHash, images, candidates, options), ct);
-        EmbeddingMatrix weights;
-        using (new TensorScope())
-        using (Tape.NoGrad())
+        TunedClassifier Current()
         {
+            using var scope = new TensorScope();
+            using var _ = Tape.NoGrad();
             var f = encoder.Forward(prompts, context);
-            weights = new EmbeddingMatrix(f.ToArray(), classNames.Count, f.Shape[1]);
+            return new TunedClassifier(TuningMethod.CoOp, classNames, new EmbeddingMatrix(f.ToArray(), classNames.Count, f.Shape[1]), new float[classNames.Count], scale, model.Name);
         }
-        return new TuningResult(new TunedClassifier(TuningMethod.CoOp, classNames, weights, new float[classNames.Count], scale, model.Name),
-            epochs, resumed, context.ToArray(), context.Shape.ToArray())
+        var (epochs, resumed) = RunEpochs(trainer, [context], options, Fingerprint(model.ContentHash, images, candidates, options), ct, Current);
+        return new TuningResult(Current(), epochs, resumed, context.ToArray(), context.Shape.ToArray())
         {
             Prompt = new LearnedPrompt(layout, context.ToArray(), context.Shape.ToArray(), encoder, model.Tokenizer, scale, model.Name),
         };
@@ -339,14 +343,14 @@ internal static class PromptTuner
         var b = Tensor.Parameter([c], "probe.bias");
         var head = new PllHead([w, b], () => w, (x, weights) => Ops.Add(Ops.MulScalar(Ops.MatMul(x, Ops.Transpose(weights, 1, 0)), scale), b));
         var trainer = new PllTrainer(head, images, loss, candidates, settings with { AdamW = true }, teacher, trueLabels);
-        var (epochs, resumed) = RunEpochs(trainer, [w, b], options, fingerprint, ct);
-        return new TuningResult(new TunedClassifier(TuningMethod.LinearProbe, classNames, new EmbeddingMatrix(w.ToArray(), c, d), b.ToArray(), scale, modelName),
-            epochs, resumed, null, null);
+        TunedClassifier Current() => new(TuningMethod.LinearProbe, classNames, new EmbeddingMatrix(w.ToArray(), c, d), b.ToArray(), scale, modelName);
+        var (epochs, resumed) = RunEpochs(trainer, [w, b], options, fingerprint, ct, Current);
+        return new TuningResult(Current(), epochs, resumed, null, null);
     }
 
     /// <summary>Runs the remaining epochs, checkpointing after each one and resuming from a checkpoint when present.</summary>
     internal static (IReadOnlyList<EpochReport> Epochs, int ResumedFrom) RunEpochs(PllTrainer trainer, IReadOnlyList<Tensor> parameters, PromptTuningOptions options,
-        string fingerprint, CancellationToken ct)
+        string fingerprint, CancellationToken ct, Func<TunedClassifier>? current = null)
     {
         int start = 0;
         if (options.CheckpointDirectory is { } dir && Checkpoint.TryLoad(dir, fingerprint, parameters, trainer, out int done)) start = done;
@@ -357,6 +361,7 @@ internal static class PromptTuner
             reports.Add(r);
             if (options.CheckpointDirectory is { } d) Checkpoint.Save(d, fingerprint, parameters, trainer, e + 1);
             options.Progress?.Invoke(r);
+            if (current is not null) options.EpochClassifier?.Invoke(r, current);
         }
         return (reports, start);
     }

@@ -4,7 +4,7 @@ using Vega.MLNet.Embedding;
 namespace Vega.MLNet.Prompting.PartialLabel;
 
 /// <summary>How a <see cref="TunedClassifier"/> was obtained.</summary>
-internal enum TuningMethod
+public enum TuningMethod
 {
     /// <summary>Zero-shot: the handcrafted prompt's class text embeddings.</summary>
     ZeroShot,
