@@ -8,6 +8,7 @@ using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.Aape;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
+using Vega.MLNet.Samples.Experiments;
 
 namespace Vega.MLNet.Samples.Commands;
 

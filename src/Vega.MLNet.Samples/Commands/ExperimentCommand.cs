@@ -6,6 +6,7 @@ using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.PartialLabel;
+using Vega.MLNet.Samples.Experiments;
 
 namespace Vega.MLNet.Samples.Commands;
 

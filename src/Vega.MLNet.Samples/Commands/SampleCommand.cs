@@ -96,7 +96,7 @@ internal static class SampleCommand
             if (trainCsv is null || testCsv is null)
             {
                 if (trainCsv is not null || testCsv is not null) throw new CliUsageException("--train and --test go together (or give neither to use the demo's images).");
-                (trainCsv, testCsv) = CandidateLabelTraining.WriteCandidateCsv(DemoFile("downstream", "clean", "labels.csv"), classNames, Path.Combine(DemoFolder, "candidate-labels"));
+                (trainCsv, testCsv) = Vega.MLNet.Samples.Commands.CandidateCsv.WriteCandidateCsv(DemoFile("downstream", "clean", "labels.csv"), classNames, Path.Combine(DemoFolder, "candidate-labels"));
                 Console.WriteLine($"training CSV {trainCsv}, test CSV {testCsv}");
             }
             CandidateLabelTraining.Run(modelFolder, trainCsv, testCsv, classNames, Console.Out, epochCount);

@@ -23,7 +23,7 @@ public static class ModelSelection
             CacheDirectory = cacheFolder,                   // fit again over the same images: nothing is embedded twice
         }).Fit(unlabeled);
 
-        output.WriteLine($"metric: {Vega.MLNet.Selection.SelectionMetrics.Name(selection.Result.Ranking.Metric)} (higher is better)");
+        output.WriteLine($"metric: {selection.Result.Ranking.Metric} (higher is better)");
         foreach (var m in selection.Ranking)
             output.WriteLine($"{m.Rank}. {m.Name}: {m.Score:F4}" + (m.Interval is { } i ? $" [{i.Lower:F4}, {i.Upper:F4}]" : ""));
         output.WriteLine($"chosen: {selection.ChosenModel}" + (selection.TooCloseToCall ? " (too close to call: the two best overlap)" : ""));

@@ -12,6 +12,7 @@ using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Tests.Prompting;
 using Vega.MLNet.Text;
 using Xunit.Abstractions;
+using Vega.MLNet.Samples.Experiments;
 
 namespace Vega.MLNet.Tests.MLNet;
 
@@ -154,7 +155,7 @@ public sealed class PromptTuningTests(ITestOutputHelper output)
     {
         string root = Fixtures.TempDir("vega-sample-candidates");
         string set = DemoRunner.WriteSet(Path.Combine(root, "set"), DemoTestData.Data, 150, null);
-        var (trainCsv, testCsv) = CandidateLabelTraining.WriteCandidateCsv(Path.Combine(set, "labels.csv"), Classes, Path.Combine(root, "csv"), shots: 4, q: 0.3);
+        var (trainCsv, testCsv) = Vega.MLNet.Samples.Commands.CandidateCsv.WriteCandidateCsv(Path.Combine(set, "labels.csv"), Classes, Path.Combine(root, "csv"), shots: 4, q: 0.3);
         var trainLines = File.ReadAllLines(trainCsv);
         Assert.Equal("path,candidates,label", trainLines[0]);
         Assert.Equal(41, trainLines.Length);                     // header + 4 shots × 10 classes (150 images hold at least 4 of each)

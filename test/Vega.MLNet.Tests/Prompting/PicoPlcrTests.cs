@@ -3,6 +3,7 @@ using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Tests.Tensors;
+using Vega.MLNet.Samples.Experiments;
 
 namespace Vega.MLNet.Tests.Prompting;
 

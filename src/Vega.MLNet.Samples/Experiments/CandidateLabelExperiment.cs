@@ -5,7 +5,9 @@ using Microsoft.ML.Trainers;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Models;
 
-namespace Vega.MLNet.Prompting.PartialLabel;
+using Vega.MLNet.Prompting.PartialLabel;
+
+namespace Vega.MLNet.Samples.Experiments;
 
 /// <summary>Settings of the candidate-label experiment (docs/experiments/candidate-labels.md).</summary>
 internal sealed record CandidateLabelExperimentSettings

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
 
-namespace Vega.MLNet.Prompting.Aape;
+using Vega.MLNet.Prompting.Aape;
+
+namespace Vega.MLNet.Samples.Experiments;
 
 /// <summary>Markdown tables of an <see cref="ExperimentResult"/>: mean ± standard deviation over seeds, in %.</summary>
 internal static class AapeExperimentReport

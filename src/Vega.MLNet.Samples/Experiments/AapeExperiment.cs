@@ -5,7 +5,9 @@ using System.Text;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Tensors;
 
-namespace Vega.MLNet.Prompting.Aape;
+using Vega.MLNet.Prompting.Aape;
+
+namespace Vega.MLNet.Samples.Experiments;
 
 /// <summary>The embeddings an experiment runs on (one CLIP model's space).</summary>
 internal sealed record ExperimentData
@@ -271,7 +273,7 @@ internal static class AapeExperiment
     }
 
     /// <summary>
-    /// The linear probe of the candidate-labels work (<see cref="PartialLabel.PromptTuner"/>): logits = s·x·Wᵀ + b from
+    /// The linear probe of the candidate-labels work (<see cref="Vega.MLNet.Prompting.PartialLabel.PromptTuner"/>): logits = s·x·Wᵀ + b from
     /// zero weights, cross-entropy on the true labels, AdamW, the same epochs as the other methods.
     /// </summary>
     private sealed class LinearProbeMethod : IFewShotMethod
@@ -281,19 +283,19 @@ internal static class AapeExperiment
         {
             int d = task.ClassWeights.Dimension;
             var images = new EmbeddingMatrix(task.Images, task.Labels.Length, d);
-            var candidates = PartialLabel.CandidateLabels.FromLabels(task.Labels, task.Classes.Length);
-            var options = new PartialLabel.PromptTuningOptions { Method = PartialLabel.TuningMethod.LinearProbe, Loss = PartialLabel.PartialLabelLossKind.CrossEntropy, Align = false, Epochs = task.Epochs, Seed = (ulong)task.Seed };
-            var settings = new PartialLabel.PllTrainingSettings { Epochs = task.Epochs, LearningRate = 1e-3, WeightDecay = 1e-4, Seed = (ulong)task.Seed, AdamW = true };
-            var probe = PartialLabel.PromptTuner.LinearProbe(new PartialLabel.TrainingViews(images, null, (ulong)task.Seed), candidates, task.ClassNames, new PartialLabel.PartialLabelLoss(PartialLabel.PartialLabelLossKind.CrossEntropy, candidates),
+            var candidates = Vega.MLNet.Prompting.PartialLabel.CandidateLabels.FromLabels(task.Labels, task.Classes.Length);
+            var options = new Vega.MLNet.Prompting.PartialLabel.PromptTuningOptions { Method = Vega.MLNet.Prompting.PartialLabel.TuningMethod.LinearProbe, Loss = Vega.MLNet.Prompting.PartialLabel.PartialLabelLossKind.CrossEntropy, Align = false, Epochs = task.Epochs, Seed = (ulong)task.Seed };
+            var settings = new Vega.MLNet.Prompting.PartialLabel.PllTrainingSettings { Epochs = task.Epochs, LearningRate = 1e-3, WeightDecay = 1e-4, Seed = (ulong)task.Seed, AdamW = true };
+            var probe = Vega.MLNet.Prompting.PartialLabel.PromptTuner.LinearProbe(new Vega.MLNet.Prompting.PartialLabel.TrainingViews(images, null, (ulong)task.Seed), candidates, task.ClassNames, new Vega.MLNet.Prompting.PartialLabel.PartialLabelLoss(Vega.MLNet.Prompting.PartialLabel.PartialLabelLossKind.CrossEntropy, candidates),
                 settings, task.LogitScale, "probe", options, "", null, null, CancellationToken.None).Classifier;
             return (x, classes) => classes.SequenceEqual(task.Classes) ? probe.Predict(new EmbeddingMatrix(x, x.Length / d, d)) : null;
         }
     }
 
     /// <summary>
-    /// CoOp through <see cref="PartialLabel.PromptTuner"/> (true labels as one-candidate sets, cross-entropy, no alignment,
+    /// CoOp through <see cref="Vega.MLNet.Prompting.PartialLabel.PromptTuner"/> (true labels as one-candidate sets, cross-entropy, no alignment,
     /// CoOp's optimiser and schedule with the same epochs as AAPE, unified context). New classes: the learnt context is
-    /// re-encoded with their names (<see cref="PartialLabel.TuningResult.ClassifierFor"/>). A model whose text tower
+    /// re-encoded with their names (<see cref="Vega.MLNet.Prompting.PartialLabel.TuningResult.ClassifierFor"/>). A model whose text tower
     /// the interpreter cannot run reports n/a with the reason.
     /// </summary>
     internal sealed class CoOpMethod(Models.ClipModel model) : IFewShotMethod
@@ -306,11 +308,11 @@ internal static class AapeExperiment
             int d = task.ClassWeights.Dimension;
             try
             {
-                var result = PartialLabel.PromptTuner.Tune(model, new EmbeddingMatrix(task.Images, task.Labels.Length, d),
-                    PartialLabel.CandidateLabels.FromLabels(task.Labels, task.Classes.Length), task.ClassNames,
-                    new PartialLabel.PromptTuningOptions
+                var result = Vega.MLNet.Prompting.PartialLabel.PromptTuner.Tune(model, new EmbeddingMatrix(task.Images, task.Labels.Length, d),
+                    Vega.MLNet.Prompting.PartialLabel.CandidateLabels.FromLabels(task.Labels, task.Classes.Length), task.ClassNames,
+                    new Vega.MLNet.Prompting.PartialLabel.PromptTuningOptions
                     {
-                        Method = PartialLabel.TuningMethod.CoOp, Loss = PartialLabel.PartialLabelLossKind.CrossEntropy, Align = false,
+                        Method = Vega.MLNet.Prompting.PartialLabel.TuningMethod.CoOp, Loss = Vega.MLNet.Prompting.PartialLabel.PartialLabelLossKind.CrossEntropy, Align = false,
                         Epochs = task.Epochs, Seed = (ulong)task.Seed,
                     });
                 return (images, classes) =>
