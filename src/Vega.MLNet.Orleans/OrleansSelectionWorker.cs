@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using Orleans;
-using Orleans.Runtime;
 using Orleans.Runtime.Placement;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;

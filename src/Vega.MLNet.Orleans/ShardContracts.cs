@@ -1,6 +1,3 @@
-using Orleans;
-using Orleans.Runtime;
-using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Selection;
 

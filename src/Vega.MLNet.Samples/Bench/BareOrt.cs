@@ -11,6 +11,7 @@ internal sealed class BareOrt : IDisposable
     private readonly InferenceSession _session;
     private readonly RunOptions _run = new();
 
+    /// <param name="modelPath">The ONNX file.</param>
     /// <param name="threads">Intra-op threads; null leaves ONNX Runtime's own default (physical cores).</param>
     public BareOrt(string modelPath, int? threads)
     {

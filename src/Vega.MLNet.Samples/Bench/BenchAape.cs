@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using Vega.MLNet.Prompting.Aape;
 using Vega.MLNet.Runtime;
 using Vega.MLNet.Tensors;

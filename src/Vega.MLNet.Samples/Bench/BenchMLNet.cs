@@ -3,7 +3,6 @@ using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Vega.MLNet.Imaging;
-using Vega.MLNet.Models;
 
 namespace Vega.MLNet.Samples.Bench;
 

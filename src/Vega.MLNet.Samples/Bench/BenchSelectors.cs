@@ -2,10 +2,10 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Text;
 

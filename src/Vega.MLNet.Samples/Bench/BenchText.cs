@@ -1,7 +1,5 @@
 using System.CommandLine;
 using Vega.MLNet.Models;
-using Vega.MLNet.Runtime;
-using Vega.MLNet.Text;
 
 namespace Vega.MLNet.Samples.Bench;
 

@@ -4,11 +4,10 @@ using System.Text;
 using Spectre.Console;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
-using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.Aape;
+using Vega.MLNet.Samples.Experiments;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
-using Vega.MLNet.Samples.Experiments;
 
 namespace Vega.MLNet.Samples.Commands;
 

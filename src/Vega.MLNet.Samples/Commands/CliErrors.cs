@@ -1,10 +1,9 @@
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using System.Net.Sockets;
 using Spectre.Console;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
-using Vega.MLNet.Runtime;
 
 namespace Vega.MLNet.Samples.Commands;
 

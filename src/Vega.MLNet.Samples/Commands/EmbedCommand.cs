@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Text;
 using Spectre.Console;
 using Vega.MLNet.Embedding;
-using Vega.MLNet.Models;
 
 namespace Vega.MLNet.Samples.Commands;
 

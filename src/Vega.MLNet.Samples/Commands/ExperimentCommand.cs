@@ -4,7 +4,6 @@ using System.Text;
 using Spectre.Console;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
-using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Samples.Experiments;
 

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text;
 using Spectre.Console;
 using Vega.MLNet.Embedding;
-using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.PartialLabel;
 
 namespace Vega.MLNet.Samples.Commands;

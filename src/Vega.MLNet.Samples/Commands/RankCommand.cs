@@ -1,12 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
 using Spectre.Console;
 using Vega.MLNet.Embedding;
-using Microsoft.Extensions.DependencyInjection;
 using Vega.MLNet.Models;
 using Vega.MLNet.Orleans;
 using Vega.MLNet.Reporting;
-using Vega.MLNet.Runtime;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Text;
 

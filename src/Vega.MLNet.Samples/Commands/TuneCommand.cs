@@ -3,7 +3,6 @@ using System.Globalization;
 using Spectre.Console;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
-using Vega.MLNet.Models;
 using Vega.MLNet.Prompting;
 using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Text;

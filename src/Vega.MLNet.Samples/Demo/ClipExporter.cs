@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Vega.MLNet.Onnx;
 using Vega.MLNet.Onnx.Proto;
-using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Samples.Demo;
 

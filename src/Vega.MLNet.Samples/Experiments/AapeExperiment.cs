@@ -1,11 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
-using System.Text;
 using Vega.MLNet.Embedding;
-using Vega.MLNet.Tensors;
-
 using Vega.MLNet.Prompting.Aape;
+using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Samples.Experiments;
 

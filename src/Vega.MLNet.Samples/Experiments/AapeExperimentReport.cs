@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text;
 
-using Vega.MLNet.Prompting.Aape;
-
 namespace Vega.MLNet.Samples.Experiments;
 
 /// <summary>Markdown tables of an <see cref="ExperimentResult"/>: mean ± standard deviation over seeds, in %.</summary>

@@ -1,9 +1,9 @@
-using Vega.MLNet.Common;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Vega.MLNet.Common;
 
 namespace Vega.MLNet.Embedding;
 

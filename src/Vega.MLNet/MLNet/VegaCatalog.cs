@@ -1,5 +1,4 @@
 using Vega.MLNet;
-using Vega.MLNet.Prompting.PartialLabel;
 
 namespace Microsoft.ML;
 

@@ -1,5 +1,5 @@
-using Vega.MLNet.Runtime;
 using Vega.MLNet.Onnx.Proto;
+using Vega.MLNet.Runtime;
 using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Onnx;

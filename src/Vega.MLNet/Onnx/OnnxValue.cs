@@ -1,6 +1,6 @@
-using Vega.MLNet.Runtime;
 using System.Runtime.InteropServices;
 using Vega.MLNet.Onnx.Proto;
+using Vega.MLNet.Runtime;
 using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Onnx;

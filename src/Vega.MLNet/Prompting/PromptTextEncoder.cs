@@ -1,6 +1,6 @@
-using Vega.MLNet.Runtime;
 using Vega.MLNet.Onnx;
 using Vega.MLNet.Onnx.Proto;
+using Vega.MLNet.Runtime;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
 

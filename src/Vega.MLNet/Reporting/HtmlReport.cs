@@ -1,7 +1,7 @@
-using Vega.MLNet.Imaging;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Vega.MLNet.Imaging;
 using Vega.MLNet.Selection;
 
 namespace Vega.MLNet.Reporting;

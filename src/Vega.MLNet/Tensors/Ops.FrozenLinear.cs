@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
 namespace Vega.MLNet.Tensors;

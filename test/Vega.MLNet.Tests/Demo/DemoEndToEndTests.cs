@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Models;
 using Vega.MLNet.Samples;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Text;

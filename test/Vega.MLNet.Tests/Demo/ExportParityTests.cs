@@ -1,8 +1,8 @@
-using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
 using Vega.MLNet.Onnx;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Tests.Infrastructure;
 using Xunit.Abstractions;

@@ -1,5 +1,5 @@
-using Vega.MLNet.Common;
 using System.Buffers.Binary;
+using Vega.MLNet.Common;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Tests.Infrastructure;
 

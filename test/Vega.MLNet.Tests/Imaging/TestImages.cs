@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
-using Vega.MLNet.Imaging;
 
 namespace Vega.MLNet.Tests.Imaging;
 

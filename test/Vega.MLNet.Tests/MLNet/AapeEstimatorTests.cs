@@ -4,7 +4,6 @@ using Microsoft.ML.Data;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.Aape;
-using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Text;
 

@@ -6,13 +6,13 @@ using Vega.MLNet.Models;
 using Vega.MLNet.Prompting;
 using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Samples.Demo;
+using Vega.MLNet.Samples.Experiments;
 using Vega.MLNet.Samples.Samples;
 using Vega.MLNet.Tests.Demo;
 using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Tests.Prompting;
 using Vega.MLNet.Text;
 using Xunit.Abstractions;
-using Vega.MLNet.Samples.Experiments;
 
 namespace Vega.MLNet.Tests.MLNet;
 

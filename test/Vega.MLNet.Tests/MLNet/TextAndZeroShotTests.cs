@@ -2,7 +2,6 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Vega.MLNet.Models;
 using Vega.MLNet.Tests.Infrastructure;
-using Vega.MLNet.Text;
 
 namespace Vega.MLNet.Tests.MLNet;
 

@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;

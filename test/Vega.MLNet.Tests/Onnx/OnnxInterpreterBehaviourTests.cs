@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Vega.MLNet.Onnx;
 using Vega.MLNet.Onnx.Proto;
 using Vega.MLNet.Runtime;

@@ -1,6 +1,5 @@
-using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Imaging;
-using Vega.MLNet.Tensors;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Tests.Demo;
 using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Tests.Models;

@@ -1,4 +1,3 @@
-using Vega.MLNet.Embedding;
 using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Tests.Infrastructure;
 

@@ -1,11 +1,10 @@
 using System.Text.Json;
-using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
-using Vega.MLNet.Prompting;
 using Vega.MLNet.Prompting.PartialLabel;
 using Vega.MLNet.Runtime;
+using Vega.MLNet.Samples.Demo;
 using Vega.MLNet.Tests.Demo;
 using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Tests.Selection;

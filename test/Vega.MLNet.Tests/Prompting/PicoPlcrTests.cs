@@ -1,9 +1,9 @@
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Prompting.PartialLabel;
+using Vega.MLNet.Samples.Experiments;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Tests.Infrastructure;
 using Vega.MLNet.Tests.Tensors;
-using Vega.MLNet.Samples.Experiments;
 
 namespace Vega.MLNet.Tests.Prompting;
 

@@ -1,6 +1,6 @@
 using System.Text;
-using Vega.MLNet.Text;
 using Vega.MLNet.Tests.Infrastructure;
+using Vega.MLNet.Text;
 
 namespace Vega.MLNet.Tests.Reliability;
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -37,7 +36,7 @@ public sealed class ConfigFuzzTests
         await task;
     }
 
-    /// <summary>Runs <paramref name="read"/> on <paramref name="Iterations"/> mutations of <paramref name="seed"/>; only <typeparamref name="TDocumented"/> may escape.</summary>
+    /// <summary>Runs <paramref name="read"/> on <see cref="Iterations"/> mutations of <paramref name="seed"/>; only <typeparamref name="TDocumented"/> may escape.</summary>
     private static (int Accepted, int Refused) Fuzz<TDocumented>(string fileName, byte[] seed, ulong rngSeed, bool json, Action<string> read) where TDocumented : Exception
     {
         var rng = new Rng(rngSeed);

@@ -1,7 +1,6 @@
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
-using Vega.MLNet.Runtime;
 using Vega.MLNet.Tests.Infrastructure;
 
 namespace Vega.MLNet.Tests.Reliability;

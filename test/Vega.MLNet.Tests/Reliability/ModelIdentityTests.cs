@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
+using Vega.MLNet.Embedding;
 using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.PartialLabel;
-using Vega.MLNet.Embedding;
 using Vega.MLNet.Tests.Infrastructure;
 
 namespace Vega.MLNet.Tests.Reliability;

@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Text.RegularExpressions;
-using Vega.MLNet.Embedding;
 using Vega.MLNet.Reporting;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Tests.Infrastructure;

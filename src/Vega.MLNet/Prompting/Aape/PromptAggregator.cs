@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Vega.MLNet.Embedding;
 using Vega.MLNet.Tensors;
 
 namespace Vega.MLNet.Prompting.Aape;

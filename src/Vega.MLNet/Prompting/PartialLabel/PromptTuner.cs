@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Models;
-using Vega.MLNet.Prompting;
 using Vega.MLNet.Tensors;
 using Vega.MLNet.Text;
 

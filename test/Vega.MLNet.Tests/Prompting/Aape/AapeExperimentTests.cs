@@ -1,7 +1,7 @@
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Prompting.Aape;
-using Vega.MLNet.Selection;
 using Vega.MLNet.Samples.Experiments;
+using Vega.MLNet.Selection;
 
 namespace Vega.MLNet.Tests.Prompting.Aape;
 
