@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Numerics.Tensors;
 using Google.Protobuf;
 using Microsoft.ML;
-using Microsoft.ML.Data;
 using Vega.MLNet.Models;
 using Vega.MLNet.Prompting.Aape;
 using Vega.MLNet.Text;
@@ -303,7 +302,7 @@ public sealed class AapeEstimator : IEstimator<AapeTransformer>
 /// The fitted AAPE classifier (see <see cref="AapeEstimator"/>): the trained <see cref="AapeHead"/> over the feature
 /// column. Holds no native resources; thread-safe.
 /// </summary>
-public sealed class AapeTransformer : ITransformer
+public sealed class AapeTransformer : VegaTransformerBase
 {
     private readonly Scorer _scorer;
 
@@ -349,26 +348,9 @@ public sealed class AapeTransformer : ITransformer
     /// <summary>The bytes <see cref="ExportOnnx"/> writes (for a saved chain's ApplyOnnxModel).</summary>
     internal byte[] OnnxModelBytes() => AapeOnnxExport.Build(Head).ToByteArray();
 
-    /// <summary>Always true.</summary>
-    public bool IsRowToRowMapper => true;
+    private protected override ICanSaveModel SavedChain() => SavedChains.Aape(this);
 
-    /// <summary>The input schema plus Score and PredictedLabel; checks the feature column's type and width.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Bind(inputSchema).OutputSchema;
-
-    /// <summary>A row-to-row mapper (PredictionEngine uses it): only the feature column is read.</summary>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Bind(inputSchema);
-
-    /// <summary>A lazy view with Score and PredictedLabel.</summary>
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return new MappedDataView(input, Bind(input.Schema));
-    }
-
-    /// <summary>Saves the classifier (see docs/mlnet.md): the head as ONNX bytes run by ApplyOnnxModel.</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.Aape(this).Save(ctx);
-
-    private ClassifierMapping Bind(DataViewSchema inputSchema) =>
+    private protected override RowMapping Bind(DataViewSchema inputSchema) =>
         ClassifierMapping.Bind(_scorer, inputSchema, FeatureColumnName, ScoreColumnName, PredictedLabelColumnName);
 
     /// <summary>The head's logits for one embedding, softmaxed.</summary>

@@ -131,7 +131,7 @@ public sealed class ImageEmbeddingEstimator : IEstimator<ImageEmbeddingTransform
 /// The fitted image embedding transform (see <see cref="ImageEmbeddingEstimator"/>). Owns the model's ONNX Runtime
 /// sessions: dispose it when done. Thread-safe: several cursors may run at once.
 /// </summary>
-public sealed class ImageEmbeddingTransformer : ITransformer, IDisposable
+public sealed class ImageEmbeddingTransformer : VegaTransformerBase, IDisposable
 {
     private readonly ImageEmbeddingEstimator.Options _options;
     private readonly SharedEmbeddingCache.Lease? _cache;
@@ -192,26 +192,9 @@ public sealed class ImageEmbeddingTransformer : ITransformer, IDisposable
     /// <summary>Where the image tower runs: "CPU" or "CUDA:&lt;id&gt;".</summary>
     public string ExecutionDevice => Model.ExecutionDevice;
 
-    /// <summary>Always true: the transform maps one row to one row.</summary>
-    public bool IsRowToRowMapper => true;
+    private protected override ICanSaveModel SavedChain() => SavedChains.ImageEmbedding(this);
 
-    /// <summary>The input schema plus the embedding column (and the error column); checks the image column's type.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Bind(inputSchema).OutputSchema;
-
-    /// <summary>A row-to-row mapper (PredictionEngine uses it): one image per call, no batching.</summary>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Bind(inputSchema);
-
-    /// <summary>A lazy view with the embedding column; images are embedded when a cursor asks for it.</summary>
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return new MappedDataView(input, Bind(input.Schema));
-    }
-
-    /// <summary>Saves the transform as a chain of ML.NET's own transformers (see docs/mlnet.md).</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.ImageEmbedding(this).Save(ctx);
-
-    private Mapping Bind(DataViewSchema inputSchema)
+    private protected override RowMapping Bind(DataViewSchema inputSchema)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         ArgumentNullException.ThrowIfNull(inputSchema);

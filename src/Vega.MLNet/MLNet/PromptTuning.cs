@@ -1,6 +1,5 @@
 using System.Globalization;
 using Microsoft.ML;
-using Microsoft.ML.Data;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
@@ -411,7 +410,7 @@ public sealed class PromptTuningEstimator : IEstimator<PromptTuningTransformer>
 /// learnt prompts, s the model's logit scale, b = 0; the linear probe: its learnt W and b. Holds no native resources.
 /// Thread-safe.
 /// </summary>
-public sealed class PromptTuningTransformer : ITransformer
+public sealed class PromptTuningTransformer : VegaTransformerBase
 {
     private readonly LinearClassHead _head;
 
@@ -464,25 +463,8 @@ public sealed class PromptTuningTransformer : ITransformer
 
     internal LinearClassHead Head => _head;
 
-    /// <summary>Always true.</summary>
-    public bool IsRowToRowMapper => true;
+    private protected override ICanSaveModel SavedChain() => SavedChains.PromptTuning(this);
 
-    /// <summary>The input schema plus Score and PredictedLabel; checks the feature column's type and width.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Bind(inputSchema).OutputSchema;
-
-    /// <summary>A row-to-row mapper (PredictionEngine uses it): only the feature column is read.</summary>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Bind(inputSchema);
-
-    /// <summary>A lazy view with Score and PredictedLabel.</summary>
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return new MappedDataView(input, Bind(input.Schema));
-    }
-
-    /// <summary>Saves the classifier as a chain of ML.NET's own transformers (see docs/mlnet.md).</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.PromptTuning(this).Save(ctx);
-
-    private ClassifierMapping Bind(DataViewSchema inputSchema) =>
+    private protected override RowMapping Bind(DataViewSchema inputSchema) =>
         ClassifierMapping.Bind(_head, inputSchema, FeatureColumnName, ScoreColumnName, PredictedLabelColumnName);
 }

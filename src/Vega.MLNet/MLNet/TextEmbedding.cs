@@ -104,7 +104,7 @@ public sealed class TextEmbeddingEstimator : IEstimator<TextEmbeddingTransformer
 /// The fitted text embedding transform (see <see cref="TextEmbeddingEstimator"/>). Owns the model's ONNX Runtime
 /// sessions: dispose it when done. Thread-safe: several cursors may run at once.
 /// </summary>
-public sealed class TextEmbeddingTransformer : ITransformer, IDisposable
+public sealed class TextEmbeddingTransformer : VegaTransformerBase, IDisposable
 {
     private readonly TextEmbeddingEstimator.Options _options;
     private int _disposed;
@@ -150,26 +150,9 @@ public sealed class TextEmbeddingTransformer : ITransformer, IDisposable
     /// <summary>Where the text tower runs: "CPU" or "CUDA:&lt;id&gt;".</summary>
     public string ExecutionDevice => Model.ExecutionDevice;
 
-    /// <summary>Always true: the transform maps one row to one row.</summary>
-    public bool IsRowToRowMapper => true;
+    private protected override ICanSaveModel SavedChain() => SavedChains.TextEmbedding(this);
 
-    /// <summary>The input schema plus the embedding column; checks the text column's type.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Bind(inputSchema).OutputSchema;
-
-    /// <summary>A row-to-row mapper (PredictionEngine uses it): one text per call.</summary>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Bind(inputSchema);
-
-    /// <summary>A lazy view with the embedding column.</summary>
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return new MappedDataView(input, Bind(input.Schema));
-    }
-
-    /// <summary>Saves the transform as a chain of ML.NET's own transformers (see docs/mlnet.md).</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.TextEmbedding(this).Save(ctx);
-
-    private Mapping Bind(DataViewSchema inputSchema)
+    private protected override RowMapping Bind(DataViewSchema inputSchema)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         ArgumentNullException.ThrowIfNull(inputSchema);

@@ -167,7 +167,7 @@ public sealed class VegaAlignmentEstimator : IEstimator<VegaAlignmentTransformer
 /// The fitted VEGA alignment (see <see cref="VegaAlignmentEstimator"/>): the data-set result, and a transform that adds
 /// each row's pseudo-label and node score. Holds no native resources. Thread-safe.
 /// </summary>
-public sealed class VegaAlignmentTransformer : ITransformer
+public sealed class VegaAlignmentTransformer : VegaTransformerBase
 {
     private readonly VegaAlignmentEstimator.Options _options;
     private readonly float[] _classes;
@@ -209,25 +209,8 @@ public sealed class VegaAlignmentTransformer : ITransformer
     /// <summary>The embedding width.</summary>
     public int EmbeddingDimension { get; }
 
-    /// <summary>Always true.</summary>
-    public bool IsRowToRowMapper => true;
-
-    /// <summary>The input schema plus PseudoLabel and NodeScore.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Bind(inputSchema).OutputSchema;
-
-    /// <summary>A row-to-row mapper (PredictionEngine uses it).</summary>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Bind(inputSchema);
-
-    /// <summary>A lazy view with PseudoLabel and NodeScore.</summary>
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return new MappedDataView(input, Bind(input.Schema));
-    }
-
-    /// <summary>Saves the per-row transform as a chain of ML.NET's own transformers (the data-set result is not part of
-    /// the saved model; keep <see cref="Result"/> yourself).</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.VegaAlignment(this).Save(ctx);
+    // Saved: the per-row transform only (the data-set Result is not part of the saved model; keep it yourself).
+    private protected override ICanSaveModel SavedChain() => SavedChains.VegaAlignment(this);
 
     internal float[] ClassEmbeddings => _classes;
 
@@ -235,7 +218,7 @@ public sealed class VegaAlignmentTransformer : ITransformer
 
     internal VegaAlignmentEstimator.Options Options => _options;
 
-    private Mapping Bind(DataViewSchema inputSchema)
+    private protected override RowMapping Bind(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var column = SchemaChecks.Find(inputSchema, _options.ImageEmbeddingColumnName);

@@ -1,5 +1,4 @@
 using Microsoft.ML;
-using Microsoft.ML.Data;
 using Vega.MLNet.Models;
 using Vega.MLNet.Text;
 
@@ -105,7 +104,7 @@ public sealed class ZeroShotEstimator : IEstimator<ZeroShotTransformer>
 /// The fitted zero-shot classifier (see <see cref="ZeroShotEstimator"/>): the class text embeddings and the logit scale.
 /// Holds no native resources. Thread-safe.
 /// </summary>
-public sealed class ZeroShotTransformer : ITransformer
+public sealed class ZeroShotTransformer : VegaTransformerBase
 {
     private readonly LinearClassHead _head; // C × D class embeddings, rows L2-normalised; no bias
 
@@ -168,26 +167,9 @@ public sealed class ZeroShotTransformer : ITransformer
 
     internal float[] ClassEmbeddings => _head.Weights;
 
-    /// <summary>Always true.</summary>
-    public bool IsRowToRowMapper => true;
+    private protected override ICanSaveModel SavedChain() => SavedChains.ZeroShot(this);
 
-    /// <summary>The input schema plus Score and PredictedLabel; checks the feature column's type and width.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Bind(inputSchema).OutputSchema;
-
-    /// <summary>A row-to-row mapper (PredictionEngine uses it).</summary>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Bind(inputSchema);
-
-    /// <summary>A lazy view with Score and PredictedLabel.</summary>
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return new MappedDataView(input, Bind(input.Schema));
-    }
-
-    /// <summary>Saves the classifier as a chain of ML.NET's own transformers (see docs/mlnet.md).</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.ZeroShot(this).Save(ctx);
-
-    private ClassifierMapping Bind(DataViewSchema inputSchema) =>
+    private protected override RowMapping Bind(DataViewSchema inputSchema) =>
         ClassifierMapping.Bind(_head, inputSchema, FeatureColumnName, ScoreColumnName, PredictedLabelColumnName);
 
     /// <summary>Softmax of the scaled cosine similarities of <paramref name="embedding"/> to every class; returns the
