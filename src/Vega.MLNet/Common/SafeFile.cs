@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace Vega.MLNet.Common;
 
@@ -9,7 +10,7 @@ namespace Vega.MLNet.Common;
 /// <c>/dev/zero</c> cannot be read forever and a FIFO cannot block. On Linux the type is checked on the path and again
 /// on the descriptor, which is opened non-blocking, so a file swapped for a FIFO between the two checks is caught too.
 /// </summary>
-internal static partial class SafeFile
+internal static class SafeFile
 {
     /// <summary>A file was refused; <see cref="Reason"/> says why, without the path (e.g. "is a named pipe (FIFO), …").</summary>
     internal sealed class RefusedException(string reason, Exception? inner = null) : IOException(reason, inner)
@@ -152,69 +153,82 @@ internal static partial class SafeFile
         _ => $"cannot open the file ({Marshal.GetPInvokeErrorMessage(errno)})",
     };
 
-    // ------------------------------------------------------------------ Linux: statx(2), open(2)
+    // ------------------------------------------------------------------ Linux: statx(2), open(2) through Tmds.LibC
 
-    /// <summary>glibc's <c>statx</c> (2.28+): one struct layout on every architecture.</summary>
-    private static unsafe partial class Statx
+    /// <summary>
+    /// glibc's <c>statx</c> (2.28+) and <c>open</c>, bound by the Tmds.LibC package (typed structs and constants; this
+    /// library declares no P/Invoke of its own). Only touched on Linux: the package ships implementations for linux-x64,
+    /// linux-arm and linux-arm64, and anywhere it cannot bind, <see cref="Available"/> is false and the portable checks
+    /// run instead.
+    /// </summary>
+    private static unsafe class Statx
     {
-        private const int AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000;
-        private const uint STATX_TYPE = 0x1, STATX_MODE = 0x2;
-        private const int O_RDONLY = 0, O_NOCTTY = 0x100, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
-
-                private static readonly Lazy<bool> _available = new(() =>
-        {
-            try
-            {
-                return NativeLibrary.TryLoad("libc.so.6", out IntPtr libc) && NativeLibrary.TryGetExport(libc, "statx", out _);
-            }
-            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException) { return false; }
-        });
+        private static readonly Lazy<bool> _available = new(Probe);
 
         public static bool Available => _available.Value;
 
-        [LibraryImport("libc.so.6", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-        private static partial int StatxNative(int dirfd, string path, int flags, uint mask, byte* buffer);
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static bool Probe()
+        {
+            try
+            {
+                return OfPath("/", out _, out _) == 0;
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or FileNotFoundException or FileLoadException
+                or TypeLoadException or BadImageFormatException or PlatformNotSupportedException)
+            {
+                return false;
+            }
+        }
 
-        [LibraryImport("libc.so.6", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-        private static partial int OpenNative(string path, int flags);
+        public static int OfPath(string path, out uint mode, out int errno) => Call(LibC.AT_FDCWD, path, 0, out mode, out errno);
 
-        public static int OfPath(string path, out uint mode, out int errno) => Call(AT_FDCWD, path, 0, out mode, out errno);
-
-        public static int OfDescriptor(int fd, out uint mode, out int errno) => Call(fd, "", AT_EMPTY_PATH, out mode, out errno);
+        public static int OfDescriptor(int fd, out uint mode, out int errno) => Call(fd, "", LibC.AT_EMPTY_PATH, out mode, out errno);
 
         public static int OpenReadOnlyNonBlocking(string path, out int errno)
         {
-            int fd = OpenNative(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-            errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+            var utf8 = Utf8(path);
+            int fd;
+            fixed (byte* p = utf8) fd = LibC.open(p, LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC | LibC.O_NOCTTY, 0);
+            errno = fd < 0 ? LibC.errno : 0;
             return fd;
         }
-
-        private const uint STATX_INO = 0x100, STATX_SIZE = 0x200, STATX_MTIME = 0x40, STATX_CTIME = 0x80;
 
         /// <summary>dev:ino:size:mtime:ctime of <paramref name="path"/> (links followed), or null.</summary>
         public static string? Stamp(string path)
         {
-            byte* b = stackalloc byte[256];
-            if (StatxNative(AT_FDCWD, path, 0, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME, b) != 0) return null;
-            // stx_ino @32, stx_size @40, stx_ctime @96 (s, ns), stx_mtime @112 (s, ns), stx_dev_major @136, stx_dev_minor @140.
+            Tmds.Linux.statx st;
+            var utf8 = Utf8(path);
+            int rc;
+            fixed (byte* p = utf8) rc = LibC.statx(LibC.AT_FDCWD, p, 0, LibC.STATX_TYPE | LibC.STATX_INO | LibC.STATX_SIZE | LibC.STATX_MTIME | LibC.STATX_CTIME, &st);
+            if (rc != 0) return null;
             return string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"{*(uint*)(b + 136)}:{*(uint*)(b + 140)}:{*(ulong*)(b + 32)}:{*(ulong*)(b + 40)}:{*(long*)(b + 112)}.{*(uint*)(b + 120):D9}:{*(long*)(b + 96)}.{*(uint*)(b + 104):D9}");
+                $"{st.stx_dev_major}:{st.stx_dev_minor}:{st.stx_ino}:{st.stx_size}:{st.stx_mtime.tv_sec}.{st.stx_mtime.tv_nsec:D9}:{st.stx_ctime.tv_sec}.{st.stx_ctime.tv_nsec:D9}");
         }
 
         private static int Call(int dirfd, string path, int flags, out uint mode, out int errno)
         {
-            // struct statx is 256 bytes on every architecture; stx_mode (u16) is at offset 28.
-            byte* buffer = stackalloc byte[256];
-            int rc = StatxNative(dirfd, path, flags, STATX_TYPE | STATX_MODE, buffer);
+            Tmds.Linux.statx st;
+            var utf8 = Utf8(path);
+            int rc;
+            fixed (byte* p = utf8) rc = LibC.statx(dirfd, p, flags, LibC.STATX_TYPE | LibC.STATX_MODE, &st);
             if (rc != 0)
             {
-                errno = Marshal.GetLastPInvokeError();
+                errno = LibC.errno;
                 mode = 0;
                 return rc;
             }
             errno = 0;
-            mode = *(ushort*)(buffer + 28);
+            mode = st.stx_mode;
             return 0;
+        }
+
+        /// <summary>The path as a NUL-terminated UTF-8 string.</summary>
+        private static byte[] Utf8(string path)
+        {
+            var bytes = new byte[System.Text.Encoding.UTF8.GetByteCount(path) + 1];
+            System.Text.Encoding.UTF8.GetBytes(path, bytes);
+            return bytes;
         }
     }
 }

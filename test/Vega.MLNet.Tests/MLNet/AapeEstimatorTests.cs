@@ -105,11 +105,7 @@ public sealed class AapeEstimatorTests
         }
 
         // Evaluate with the true-label column as a key over the class names: its accuracy is the count of right predictions.
-        var keyed = ml.Transforms.Conversion.MapValueToKey("LabelKey", "Label", keyData: ml.Data.LoadFromEnumerable(Classes.Select(c => new { Label = c })))
-            .Fit(scored).Transform(scored);
-        var metrics = ml.MulticlassClassification.Evaluate(keyed, labelColumnName: "LabelKey");
-        double accuracy = rows.Where((r, i) => Classes[predictions[i].PredictedLabel - 1] == r.Label).Count() / (double)rows.Length;
-        Assert.Equal(accuracy, metrics.MicroAccuracy, 10);
+        MLNetTestUtils.EvaluateCountsTheRightPredictions(ml, scored, Classes, [.. rows.Select(r => r.Label)], [.. predictions.Select(p => p.PredictedLabel)]);
     }
 
     [Fact]

@@ -133,11 +133,7 @@ public sealed class TextAndZeroShotTests
         }
 
         // Evaluate: the true label mapped to keys over the same class names in the same order.
-        var keyed = ml.Transforms.Conversion.MapValueToKey("LabelKey", "Label", keyData: ml.Data.LoadFromEnumerable(Classes.Select(c => new { Label = c })))
-            .Fit(scored).Transform(scored);
-        var metrics = ml.MulticlassClassification.Evaluate(keyed, labelColumnName: "LabelKey");
-        double accuracy = rows.Where((r, i) => r.Label == Classes[expectedBest[i]]).Count() / (double)rows.Length;
-        Assert.Equal(accuracy, metrics.MicroAccuracy, 10);
+        var metrics = MLNetTestUtils.EvaluateCountsTheRightPredictions(ml, scored, Classes, [.. rows.Select(r => r.Label)], [.. expectedBest.Select(b => (uint)b + 1)]);
         Assert.Equal(rows.Length, metrics.ConfusionMatrix.Counts.Sum(r => r.Sum()));
 
         var engine = ml.Model.CreatePredictionEngine<Labelled, Prediction>(fitted);
