@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Vega.MLNet.Imaging;
@@ -108,21 +107,8 @@ public sealed class OutOfProcessClusterTests(Xunit.Abstractions.ITestOutputHelpe
     /// <summary>Runs the vega CLI, killed if it does not end within the bound.</summary>
     internal static (int Code, string Output, string Error) Vega(params string[] args)
     {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "vega"), args)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            Environment = { ["COLUMNS"] = "200" },
-        };
-        using var p = Process.Start(start)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(Bound))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail($"vega {string.Join(' ', args)} did not end within {Bound.TotalSeconds} s");
-        }
-        p.WaitForExit();
-        return (p.ExitCode, output.Result, error.Result);
+        var run = TinyClip.Vega(args, Bound);
+        Assert.False(run.TimedOut, $"vega {string.Join(' ', args)} did not end in time:\n{run}");
+        return (run.ExitCode, run.StdOut, run.StdErr);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
@@ -109,16 +108,8 @@ public sealed class VisionLanguageModelSelectionTests
 
     internal static (int Code, string Output, string Error) Vega(params string[] args)
     {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "vega"), args)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            Environment = { ["COLUMNS"] = "200" },
-        };
-        using var p = Process.Start(start)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return (p.ExitCode, output.Result, error.Result);
+        var run = TinyClip.Vega(args, TimeSpan.FromMinutes(5));
+        Assert.False(run.TimedOut, $"vega {string.Join(' ', args)} did not end in time:\n{run}");
+        return (run.ExitCode, run.StdOut, run.StdErr);
     }
 }
