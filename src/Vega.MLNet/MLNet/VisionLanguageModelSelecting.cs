@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Imaging;
 using Vega.MLNet.Models;
+using Vega.MLNet.Reporting;
 using Vega.MLNet.Selection;
 using Vega.MLNet.Text;
 
@@ -336,8 +337,25 @@ public sealed class VisionLanguageModelSelectingTransformer : ITransformer, IDis
     public IDataView Transform(IDataView input) => _chain.Transform(input);
 
     /// <summary>Saves the chosen model's zero-shot transform (the ranking is not part of the saved model; keep
-    /// <see cref="Ranking"/> yourself).</summary>
+    /// <see cref="Ranking"/> yourself, e.g. with <see cref="SaveReport"/> and <see cref="SaveJson"/>).</summary>
     void ICanSaveModel.Save(ModelSaveContext ctx) => SavedChains.ZeroShotPipeline(_embed, _zeroShot).Save(ctx);
+
+    /// <summary>
+    /// Writes the ranking as a self-contained HTML report (no scripts, no network; docs/report.md): the candidates with
+    /// their scores, intervals and P(best), every label-free metric, VEGA's per-class diagnostics, warnings and the
+    /// budgeted search's trials.
+    /// </summary>
+    /// <param name="htmlPath">The file to write (its folder must exist).</param>
+    /// <param name="taskName">A name for the images, shown in the report's title (null: none).</param>
+    /// <example><code>selection.SaveReport("ranking.html", taskName: "holiday photos");</code></example>
+    public void SaveReport(string htmlPath, string? taskName = null) =>
+        HtmlReport.Write(htmlPath, Result.Ranking, Result.Evaluation, new ReportOptions { TaskName = taskName, ClassNames = Result.ClassNames });
+
+    /// <summary>Writes the ranking as JSON (the versioned schema of docs/report.md), for other tools.</summary>
+    /// <param name="jsonPath">The file to write (its folder must exist).</param>
+    /// <param name="includeEdgeMatrices">Include VEGA's C×C textual and visual edge matrices per candidate.</param>
+    public void SaveJson(string jsonPath, bool includeEdgeMatrices = false) =>
+        JsonReport.Write(jsonPath, Result.Ranking, Result.Evaluation, includeEdgeMatrices);
 
     /// <summary>Releases the chosen model (idempotent).</summary>
     public void Dispose() => _embed.Dispose();

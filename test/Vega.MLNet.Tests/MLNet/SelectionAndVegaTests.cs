@@ -91,6 +91,45 @@ public sealed class SelectionAndVegaTests
     }
 
     [Fact]
+    public void TheRankingIsWrittenAsAnHtmlReportAndAsJson()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(ImageEmbeddingTests.GoldenRows());
+        using var selection = ml.Transforms.SelectVisionLanguageModel([OpenAI, Hf], Classes, "ImagePath").Fit(data);
+        string dir = Fixtures.TempDir();
+
+        // JSON: the ranking of the transformer, best first, with each score and the chosen model.
+        string json = Path.Combine(dir, "ranking.json");
+        selection.SaveJson(json);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+        var root = doc.RootElement;
+        Assert.Equal(2, root.GetProperty("schemaVersion").GetInt32());
+        Assert.Equal(selection.Ranking[0].Name, root.GetProperty("chosen").GetString());
+        Assert.Equal(selection.TooCloseToCall, root.GetProperty("tooCloseToCall").GetBoolean());
+        var models = root.GetProperty("models").EnumerateArray().ToArray();
+        Assert.Equal(selection.Ranking.Select(r => r.Name), models.Select(m => m.GetProperty("name").GetString()));
+        string metric = root.GetProperty("metric").GetString()!;
+        for (int i = 0; i < models.Length; i++)
+            Assert.Equal(selection.Ranking[i].Score, models[i].GetProperty("metrics").GetProperty(metric).GetDouble(), 12);
+        Assert.False(models[0].GetProperty("vega").TryGetProperty("edges", out var edges) && edges.ValueKind != System.Text.Json.JsonValueKind.Null);
+
+        // HTML: self-contained (no scripts, no network), naming the task, every candidate and every class.
+        string html = Path.Combine(dir, "ranking.html");
+        selection.SaveReport(html, taskName: "golden images");
+        string text = File.ReadAllText(html);
+        Assert.StartsWith("<!DOCTYPE html>", text, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("golden images", text);
+        foreach (var r in selection.Ranking) Assert.Contains(r.Name, text);
+        foreach (var c in Classes) Assert.Contains(System.Net.WebUtility.HtmlEncode(c), text);
+        Assert.DoesNotContain("<script", text, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("http://", text.Replace("http://www.w3.org/2000/svg", ""));
+
+        // A missing folder is an error naming it, before anything is written.
+        var e = Assert.Throws<DirectoryNotFoundException>(() => selection.SaveReport(Path.Combine(dir, "nope", "r.html")));
+        Assert.Contains(Path.Combine(dir, "nope"), e.Message);
+    }
+
+    [Fact]
     public void EncodedBytesGiveTheSameRankingAsPaths()
     {
         var ml = new MLContext(seed: 1);
