@@ -371,15 +371,21 @@ public sealed class PromptTuningEstimator : IEstimator<PromptTuningTransformer>
             }, o.CancellationToken);
         }
 
-        var core = o.ToCore();
-        if (o.Progress is { } progress)
-            core = core with
+        // Every epoch is recorded (History) and reported (Progress); the held-out accuracy needs the epoch's classifier,
+        // so it is computed only when validation data is given.
+        var history = new List<PromptTuningProgress>();
+        var core = o.ToCore() with
+        {
+            EpochClassifier = (epoch, current) =>
             {
-                EpochClassifier = (epoch, current) => progress.Report(new PromptTuningProgress(epoch.Epoch, epoch.Epochs, epoch.Loss, epoch.LearningRate,
-                    validation is null ? null : current().Accuracy(validation.Features, validation.Labels!))),
-            };
+                var figures = new PromptTuningProgress(epoch.Epoch, epoch.Epochs, epoch.Loss, epoch.LearningRate,
+                    validation is null ? null : current().Accuracy(validation.Features, validation.Labels!));
+                history.Add(figures);
+                o.Progress?.Report(figures);
+            },
+        };
         var result = PromptTuner.Tune(model, rows.Features, candidates, o.ClassNames, core, trueLabels: null, o.CancellationToken, views.Count > 0 ? views : null);
-        return new PromptTuningTransformer(result, o.FeatureColumnName, o.ScoreColumnName, o.PredictedLabelColumnName);
+        return new PromptTuningTransformer(result, history, o.FeatureColumnName, o.ScoreColumnName, o.PredictedLabelColumnName);
     }
 
     /// <summary>The input shape plus the Score and PredictedLabel columns; checks the feature, candidate-label and view columns.</summary>
@@ -414,9 +420,10 @@ public sealed class PromptTuningTransformer : VegaTransformerBase
 {
     private readonly LinearClassHead _head;
 
-    internal PromptTuningTransformer(TuningResult result, string featureColumnName, string scoreColumnName, string predictedLabelColumnName)
+    internal PromptTuningTransformer(TuningResult result, IReadOnlyList<PromptTuningProgress> history, string featureColumnName, string scoreColumnName, string predictedLabelColumnName)
     {
         Result = result;
+        History = history;
         var classifier = result.Classifier;
         ClassNames = [.. classifier.ClassNames];
         bool hasBias = classifier.Bias.Any(b => b != 0);
@@ -433,6 +440,11 @@ public sealed class PromptTuningTransformer : VegaTransformerBase
 
     /// <summary>CoOp or the linear probe.</summary>
     public TuningMethod Method => Result.Classifier.Method;
+
+    /// <summary>The figures of every epoch this fit ran (loss, learning rate, held-out accuracy when
+    /// <see cref="PromptTuningEstimator.Options.ValidationData"/> was given), as <see cref="PromptTuningEstimator.Options.Progress"/>
+    /// received them; a fit resumed from a checkpoint lists the epochs after it.</summary>
+    public IReadOnlyList<PromptTuningProgress> History { get; }
 
     /// <summary>The name of the model whose embedding space the classifier lives in.</summary>
     public string ModelName => Result.Classifier.ModelName;

@@ -135,6 +135,7 @@ public sealed class PromptTuningTests(ITestOutputHelper output)
         Assert.Equal(straight.Result.Epochs.Select(e => e.Loss), reports.Select(r => r.Loss));
         // The last report measured the final weights.
         Assert.Equal(straight.Result.Classifier.Accuracy(test, testLabels), reports[^1].ValidationAccuracy);
+        Assert.Equal(reports, straight.History); // the same figures stay on the transformer
         output.WriteLine($"held-out accuracy by epoch: {string.Join(", ", reports.Select(r => $"{r.ValidationAccuracy:P1}"))}");
 
         // Cancelled after the first epoch with a checkpoint folder: the next fit resumes there and ends where the straight run did.
@@ -147,6 +148,9 @@ public sealed class PromptTuningTests(ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(checkpoint, Checkpoint.FileName)));
         var resumed = ml.MulticlassClassification.Trainers.PromptTuning(PromptTuningEstimator.Options.FromCore(core with { CheckpointDirectory = checkpoint }, ModelDir, Classes)).Fit(data);
         Assert.Equal(1, resumed.Result.ResumedFromEpoch);
+        Assert.Equal([1, 2], resumed.History.Select(h => h.Epoch)); // the epochs this fit ran
+        Assert.Equal(reports.Skip(1).Select(r => r.Loss), resumed.History.Select(h => h.Loss));
+        Assert.All(resumed.History, h => Assert.Null(h.ValidationAccuracy)); // no validation data given to that fit
         Assert.Equal(straight.Result.Classifier.Weights.Data, resumed.Result.Classifier.Weights.Data);
     }
 
