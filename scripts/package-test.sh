@@ -16,6 +16,12 @@ trap 'rm -rf "$work" "$cache"' EXIT
 echo "package-test: dotnet pack src/Vega.MLNet ($version)"
 dotnet pack "$root/src/Vega.MLNet" -c Release -o "$work/feed" -p:Version="$version" --nologo -v quiet -clp:ErrorsOnly
 nupkg="$work/feed/Vega.MLNet.$version.nupkg"
+# The cluster extension packs too, and depends on the same version of the library (it is a friend of its internals).
+dotnet pack "$root/src/Vega.MLNet.Orleans" -c Release -o "$work/feed" -p:Version="$version" --nologo -v quiet -clp:ErrorsOnly
+grep -q "id=\"Vega.MLNet\" version=\"$version\"" \
+  "$root/src/Vega.MLNet.Orleans/obj/Release/Vega.MLNet.Orleans.$version.nuspec" \
+  || { echo "package-test: Vega.MLNet.Orleans does not depend on Vega.MLNet $version" >&2; exit 1; }
+echo "package-test: Vega.MLNet.Orleans $version packs and depends on Vega.MLNet $version"
 cp -r "$root/test/PackageConsumer" "$work/app"
 cat > "$work/app/nuget.config" <<CONFIG
 <?xml version="1.0" encoding="utf-8"?>
