@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Text;
 using SkiaSharp;
 
 namespace Vega.MLNet.Imaging;
@@ -156,27 +155,12 @@ internal static class ImageDecoder
             throw new ImageDecodeException(name, $"unsupported image format {other} (JPEG, PNG, WebP, GIF and BMP are decoded; convert the file to PNG)");
         if (b.Length >= 2 && b[0] == 0xFF && b[1] == 0xD8)
             throw new ImageDecodeException(name, "truncated JPEG (the file ends after the start-of-image marker)");
-        throw new ImageDecodeException(name, $"not an image ({Describe(b)})");
+        throw new ImageDecodeException(name, $"not an image ({ImageFile.Describe(b)})");
     }
 
     private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
     private static readonly byte[] Jp2Signature = [0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20];
     private static readonly byte[] J2kSignature = [0xFF, 0x4F, 0xFF, 0x51];
-
-    private static string Describe(ReadOnlySpan<byte> b)
-    {
-        var head = b[..Math.Min(8, b.Length)];
-        bool text = true;
-        foreach (byte c in head) text &= c is >= 0x20 and < 0x7F or (byte)'\t' or (byte)'\n' or (byte)'\r';
-        if (text)
-        {
-            var s = Encoding.ASCII.GetString(head).Replace("\n", "\\n").Replace("\r", "\\r").Replace("\t", "\\t");
-            return $"starts with '{s}'";
-        }
-        var sb = new StringBuilder("starts with bytes");
-        foreach (byte c in head) sb.Append(' ').Append(c.ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
-        return sb.ToString();
-    }
 
     /// <summary>Rejects images over <see cref="DecodeOptions.MaxPixels"/> or too large for a buffer of <paramref name="bytesPerPixel"/>.</summary>
     internal static void CheckPixels(string name, int width, int height, DecodeOptions options, int bytesPerPixel)
