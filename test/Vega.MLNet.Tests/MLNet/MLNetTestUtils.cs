@@ -26,4 +26,26 @@ internal static class MLNetTestUtils
         Assert.Equal(accuracy, metrics.MicroAccuracy, 10);
         return metrics;
     }
+
+    /// <summary>
+    /// Loads <paramref name="zip"/> in another process (<c>vega sample predict</c>) and checks that it prints, for each of
+    /// <paramref name="images"/>, the class and the scores (to 1e-5) that <paramref name="engine"/> gives in this one.
+    /// </summary>
+    public static void AnotherProcessPredictsAs(string zip, IReadOnlyList<string> images,
+        PredictionEngine<Vega.MLNet.Samples.Samples.DataModels.ImageData, Vega.MLNet.Samples.Samples.DataModels.ImagePrediction> engine)
+    {
+        var run = Vega.MLNet.Tests.Infrastructure.TinyClip.Vega(["sample", "predict", "--saved", zip, "--images", .. images]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(images.Count, lines.Length);
+        for (int i = 0; i < images.Count; i++)
+        {
+            var parts = lines[i].Split('\t');
+            var expected = engine.Predict(new Vega.MLNet.Samples.Samples.DataModels.ImageData { ImagePath = images[i] });
+            Assert.Equal(Path.GetFileName(images[i]), parts[0]);
+            Assert.Equal(expected.PredictedClass, parts[1]);
+            var scores = parts[2].Split(' ').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            Assert.True(Vega.MLNet.Tests.Infrastructure.Fixtures.MaxAbsDiff(expected.Score, scores) <= 1e-5, lines[i]);
+        }
+    }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Vega.MLNet.Prompting.PartialLabel;
@@ -80,18 +79,6 @@ public sealed class PromptLearningSavingTests
 
         var images = AapeEstimatorTests.Rows().Select(r => r.ImagePath).ToArray();
         var engine = ml.Model.CreatePredictionEngine<ImageData, ImagePrediction>(fitted);
-        var run = TinyClip.Vega(["sample", "predict", "--saved", zip, "--images", .. images]);
-        Assert.True(run.ExitCode == 0, run.ToString());
-        var lines = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(images.Length, lines.Length);
-        for (int i = 0; i < images.Length; i++)
-        {
-            var parts = lines[i].Split('\t');
-            var expected = engine.Predict(new ImageData { ImagePath = images[i] });
-            Assert.Equal(Path.GetFileName(images[i]), parts[0]);
-            Assert.Equal(expected.PredictedClass, parts[1]);
-            var scores = parts[2].Split(' ').Select(v => float.Parse(v, CultureInfo.InvariantCulture)).ToArray();
-            Assert.True(Fixtures.MaxAbsDiff(expected.Score, scores) <= 1e-5, lines[i]);
-        }
+        MLNetTestUtils.AnotherProcessPredictsAs(zip, images, engine);
     }
 }
