@@ -3,7 +3,7 @@ using Microsoft.ML.Data;
 using Vega.MLNet.Embedding;
 using Vega.MLNet.Prompting.PartialLabel;
 
-namespace Vega.MLNet;
+namespace Vega.MLNet.Samples.Experiments;
 
 /// <summary>
 /// In-memory IDataViews of embeddings computed elsewhere (the experiment runners and the tests): an
